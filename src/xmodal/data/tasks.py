@@ -1,0 +1,292 @@
+"""Task kinds: what a target looks like, which loss trains it and which metric scores it.
+
+Each kind is a small class in a registry (no string ``if/elif`` chains elsewhere). A kind knows
+
+* how to validate and canonicalise targets ``y`` for inputs of spatial shape ``S``,
+* whether its predictor is *pooled* (one output vector per sample) or *dense*
+  (one output vector per input position),
+* the training loss on raw model outputs, and how raw outputs become predictions.
+
+Shapes used throughout (``N`` samples, ``K`` outputs, ``S`` the input's spatial shape):
+
+==========================  =====================  ==========================  ==========
+kind                        ``y`` (canonical)      raw model output            metric
+==========================  =====================  ==========================  ==========
+``classification``          ``(N,)`` int64         ``(N, K)`` logits           accuracy
+``multilabel``              ``(N, K)`` float {0,1} ``(N, K)`` logits           map
+``regression``              ``(N, K)`` float32     ``(N, K)``                  mse
+``dense-classification``    ``(N, *S)`` int64      ``(N, K, *S)`` logits       accuracy
+``dense-regression``        ``(N, K, *S)`` float32 ``(N, K, *S)``              rel_l2
+==========================  =====================  ==========================  ==========
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from xmodal.errors import XmodalError
+
+__all__ = ["TaskKind", "TASK_KINDS", "get_task_kind", "infer_task_kind"]
+
+
+class TaskKind:
+    """Base class of a task kind. Subclasses are registered in :data:`TASK_KINDS`."""
+
+    name: ClassVar[str]
+    dense: ClassVar[bool] = False
+    default_metric: ClassVar[str]
+    #: Whether outputs have a class axis the user reads as probabilities.
+    probabilistic: ClassVar[bool] = False
+    #: Whether targets are standardised before training (regression kinds).
+    standardise_targets: ClassVar[bool] = False
+
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        """Validate ``y`` and return ``(canonical y, number of outputs K)``.
+
+        Raises :class:`XmodalError` naming the problem and its fix.
+        """
+        raise NotImplementedError
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean training loss of raw outputs ``out`` against canonical targets ``y``."""
+        raise NotImplementedError
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        """Predictions (the same layout as canonical ``y``) from raw outputs."""
+        return out
+
+    def scores(self, out: torch.Tensor) -> torch.Tensor:
+        """Class probabilities / scores from raw outputs (identity for regression)."""
+        return out
+
+
+TASK_KINDS: dict[str, TaskKind] = {}
+
+
+def _register(cls: type[TaskKind]) -> type[TaskKind]:
+    TASK_KINDS[cls.name] = cls()
+    return cls
+
+
+def get_task_kind(name: str) -> TaskKind:
+    """The registered task kind called ``name`` (see :data:`TASK_KINDS`)."""
+    try:
+        return TASK_KINDS[name]
+    except KeyError:
+        raise XmodalError(
+            f"unknown task {name!r}; choose one of {sorted(TASK_KINDS)} (or 'auto' to infer it from y)"
+        ) from None
+
+
+def _finite(y: np.ndarray) -> None:
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        bad = int((~np.isfinite(y)).sum())
+        raise XmodalError(
+            f"y contains {bad} NaN/Inf value(s); drop those samples or impute the targets before fitting"
+        )
+
+
+def _integer_labels(y: np.ndarray, what: str) -> np.ndarray:
+    if y.dtype == bool:
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating):
+        _finite(y)
+        if np.all(np.equal(np.mod(y, 1), 0)):
+            return y.astype(np.int64)
+    raise XmodalError(
+        f"{what} must be integer class indices 0..K-1, got dtype {y.dtype} with non-integer values; "
+        "encode labels with sklearn.preprocessing.LabelEncoder, or use task='regression'"
+    )
+
+
+def _check_class_range(y: np.ndarray, what: str) -> int:
+    if y.min() < 0:
+        raise XmodalError(
+            f"{what} has negative label {int(y.min())}; labels must be 0..K-1 "
+            "(encode them with sklearn.preprocessing.LabelEncoder)"
+        )
+    k = int(y.max()) + 1
+    present = np.unique(y)
+    if present.size < 2:
+        raise XmodalError(
+            f"{what} has a single class ({int(present[0])}); a classifier needs at least two classes"
+        )
+    return k
+
+
+@_register
+class Classification(TaskKind):
+    """Multi-class: one label in ``0..K-1`` per sample; softmax cross-entropy."""
+
+    name = "classification"
+    default_metric = "accuracy"
+    probabilistic = True
+
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise XmodalError(
+                f"classification targets must have shape (N,), got {y.shape}; "
+                "for several labels per sample use task='multilabel'"
+            )
+        y = _integer_labels(y, "y")
+        return y, _check_class_range(y, "y")
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out.float(), y)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return out.argmax(dim=1)
+
+    def scores(self, out: torch.Tensor) -> torch.Tensor:
+        return out.float().softmax(dim=1)
+
+
+@_register
+class MultiLabel(TaskKind):
+    """Multi-label: ``K`` independent binary labels per sample; sigmoid BCE."""
+
+    name = "multilabel"
+    default_metric = "map"
+    probabilistic = True
+
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        y = np.asarray(y)
+        if y.ndim != 2:
+            raise XmodalError(f"multilabel targets must have shape (N, K) with 0/1 entries, got {y.shape}")
+        _finite(y)
+        if not np.isin(y, (0, 1)).all():
+            raise XmodalError("multilabel targets must contain only 0 and 1; binarise them first")
+        if y.shape[1] < 1:
+            raise XmodalError("multilabel targets have zero label columns")
+        return y.astype(np.float32), int(y.shape[1])
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(out.float(), y)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return (out > 0).to(torch.float32)
+
+    def scores(self, out: torch.Tensor) -> torch.Tensor:
+        return out.float().sigmoid()
+
+
+@_register
+class Regression(TaskKind):
+    """Scalar or vector regression per sample; mean squared error on standardised targets."""
+
+    name = "regression"
+    default_metric = "mse"
+    standardise_targets = True
+
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        y = np.asarray(y)
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+            raise XmodalError(f"regression targets must be numeric, got dtype {y.dtype}")
+        y = y.astype(np.float32)
+        _finite(y)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2:
+            raise XmodalError(
+                f"regression targets must have shape (N,) or (N, K), got {y.shape}; "
+                "targets with the input's spatial shape are task='dense-regression'"
+            )
+        return y, int(y.shape[1])
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out.float(), y)
+
+
+def _spatial_mismatch(y_spatial: tuple[int, ...], spatial: tuple[int, ...]) -> XmodalError:
+    return XmodalError(
+        f"dense targets have spatial shape {y_spatial} but the inputs have {spatial}; "
+        "dense prediction is made at the input's resolution, so resample the targets (or inputs) to match"
+    )
+
+
+@_register
+class DenseClassification(TaskKind):
+    """A class label at every input position (segmentation); per-position cross-entropy."""
+
+    name = "dense-classification"
+    dense = True
+    default_metric = "accuracy"
+    probabilistic = True
+
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        y = np.asarray(y)
+        if tuple(y.shape[1:]) != tuple(spatial):
+            raise _spatial_mismatch(tuple(y.shape[1:]), spatial)
+        y = _integer_labels(y, "dense targets")
+        return y, _check_class_range(y, "dense targets")
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out.float(), y)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return out.argmax(dim=1)
+
+    def scores(self, out: torch.Tensor) -> torch.Tensor:
+        return out.float().softmax(dim=1)
+
+
+@_register
+class DenseRegression(TaskKind):
+    """Real values at every input position (e.g. a PDE solution field); MSE on standardised targets."""
+
+    name = "dense-regression"
+    dense = True
+    default_metric = "rel_l2"
+    standardise_targets = True
+
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        y = np.asarray(y)
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+            raise XmodalError(f"dense regression targets must be numeric, got dtype {y.dtype}")
+        y = y.astype(np.float32)
+        _finite(y)
+        if tuple(y.shape[1:]) == tuple(spatial):
+            y = y[:, None]
+        elif tuple(y.shape[2:]) != tuple(spatial):
+            raise _spatial_mismatch(tuple(y.shape[1:]), spatial)
+        return y, int(y.shape[1])
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out.float(), y)
+
+
+def infer_task_kind(y: np.ndarray, spatial: tuple[int, ...]) -> str:
+    """Guess the task kind from targets ``y`` and the inputs' spatial shape ``S``.
+
+    ``y`` whose trailing axes equal ``S`` is dense (integer ``(N, *S)`` → dense-classification,
+    otherwise dense-regression). ``(N,)`` integer targets, or float targets holding at most 50
+    distinct whole numbers, are classification; a 0/1 ``(N, K)`` matrix is multilabel; anything
+    else numeric is regression. Pass ``task=`` explicitly where this guess is wrong.
+    """
+    y = np.asarray(y)
+    if y.size == 0:
+        raise XmodalError("y is empty; provide at least two labelled samples")
+    integer = y.dtype == bool or np.issubdtype(y.dtype, np.integer)
+    nd = len(spatial)
+    if nd > 0 and y.ndim > 1 and tuple(y.shape[y.ndim - nd :]) == tuple(spatial) and y.ndim <= nd + 2:
+        return "dense-classification" if (integer and y.ndim == nd + 1) else "dense-regression"
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        if integer:
+            return "classification"
+        if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all():
+            whole = bool(np.all(np.equal(np.mod(y, 1), 0)))
+            if whole and np.unique(y).size <= 50:
+                return "classification"
+        return "regression"
+    if y.ndim == 2 and np.isin(y, (0, 1)).all():
+        return "multilabel"
+    return "regression"

@@ -1,0 +1,113 @@
+"""Validate inputs once, at the boundary (in the spirit of scikit-learn's ``check_array``).
+
+Every public entry point (estimator ``fit``/``predict``, the CLI readers) passes user arrays
+through :func:`check_X` / :func:`check_Xy`, so the rest of the code can assume canonical,
+finite ``float32`` inputs of shape ``(N, C, *S)`` with 1 ≤ ``len(S)`` ≤ 3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xmodal.data.tasks import get_task_kind, infer_task_kind
+from xmodal.errors import XmodalError
+
+__all__ = ["check_X", "check_Xy", "check_same_layout"]
+
+_LAYOUTS = "(N, F) tabular rows, (N, C, L) series, (N, C, H, W) images or (N, C, D, H, W) volumes"
+
+
+def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a finite ``float32`` array of shape ``(N, C, *S)``.
+
+    Args:
+        X: array-like. Without ``spatial_dims``: ``(N, F)`` is read as tabular rows and becomes
+            ``(N, 1, F)``; ``(N, C, L)``, ``(N, C, H, W)`` and ``(N, C, D, H, W)`` are kept.
+        spatial_dims: number of spatial axes ``len(S)`` (1, 2 or 3). Give it when ``X`` has no
+            channel axis, e.g. ``(N, H, W)`` images with ``spatial_dims=2`` become ``(N, 1, H, W)``.
+        name: how to call the array in error messages.
+
+    Raises:
+        XmodalError: empty data, wrong rank, non-numeric values, NaN or Inf.
+    """
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise XmodalError(f"{name} cannot be read as a numeric array ({exc}); pass a rectangular array") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise XmodalError(
+            f"{name} has dtype {arr.dtype}; it must be numeric (encode categorical columns as numbers first)"
+        )
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise XmodalError(f"{name} is empty (shape {arr.shape}); provide at least one sample")
+    if spatial_dims is not None:
+        if spatial_dims not in (1, 2, 3):
+            raise XmodalError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
+        if arr.ndim == spatial_dims + 1:
+            arr = arr[:, None]
+        elif arr.ndim != spatial_dims + 2:
+            raise XmodalError(
+                f"{name} has shape {arr.shape}, which does not fit spatial_dims={spatial_dims}: "
+                f"expected (N, *S) or (N, C, *S) with {spatial_dims} spatial axes"
+            )
+    elif arr.ndim == 2:
+        arr = arr[:, None, :]
+    elif arr.ndim not in (3, 4, 5):
+        raise XmodalError(f"{name} has rank {arr.ndim} (shape {arr.shape}); expected {_LAYOUTS}")
+    if any(s == 0 for s in arr.shape[1:]):
+        raise XmodalError(f"{name} has an empty axis (shape {arr.shape}); every axis needs length ≥ 1")
+    arr = arr.astype(np.float32, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = ~finite
+        rows = np.unique(np.nonzero(bad.reshape(bad.shape[0], -1))[0])
+        raise XmodalError(
+            f"{name} contains {int(bad.sum())} NaN/Inf value(s) in {rows.size} sample(s) "
+            f"(first: index {int(rows[0])}); impute them (e.g. sklearn.impute.SimpleImputer) or drop those samples"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def check_Xy(
+    X: Any, y: Any, task: str = "auto", spatial_dims: int | None = None
+) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """Validate a labelled set.
+
+    Returns:
+        ``(X, y, task, K)``: ``X`` as in :func:`check_X`, ``y`` canonical for the task kind
+        (see :mod:`xmodal.data.tasks`), the resolved task name and the number of outputs ``K``.
+    """
+    Xc = check_X(X, spatial_dims)
+    if y is None:
+        raise XmodalError("y is missing; supervised fitting needs one target per sample")
+    try:
+        ya = np.asarray(y)
+    except Exception as exc:
+        raise XmodalError(f"y cannot be read as an array ({exc})") from exc
+    if ya.ndim == 0 or ya.shape[0] == 0:
+        raise XmodalError(f"y is empty (shape {ya.shape}); provide one target per sample")
+    if ya.shape[0] != Xc.shape[0]:
+        raise XmodalError(
+            f"X has {Xc.shape[0]} samples but y has {ya.shape[0]}; they must have the same length"
+        )
+    if ya.dtype == object or not (np.issubdtype(ya.dtype, np.number) or ya.dtype == bool):
+        raise XmodalError(
+            f"y has dtype {ya.dtype}; encode labels as integers 0..K-1 "
+            "(sklearn.preprocessing.LabelEncoder) or targets as numbers"
+        )
+    spatial = tuple(Xc.shape[2:])
+    name = infer_task_kind(ya, spatial) if task == "auto" else task
+    kind = get_task_kind(name)
+    yc, k = kind.check_targets(ya, spatial)
+    return Xc, yc, name, k
+
+
+def check_same_layout(X: np.ndarray, sample_shape: tuple[int, ...], name: str = "X") -> None:
+    """Raise unless ``X`` (canonical) has per-sample shape ``(C, *S)`` equal to ``sample_shape``."""
+    if tuple(X.shape[1:]) != tuple(sample_shape):
+        raise XmodalError(
+            f"{name} has per-sample shape {tuple(X.shape[1:])} but the model was built for "
+            f"{tuple(sample_shape)} (C, *S); resample or pad the data to the training layout"
+        )

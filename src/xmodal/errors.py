@@ -1,0 +1,12 @@
+"""The one exception type xmodal raises for problems a user can fix."""
+
+from __future__ import annotations
+
+
+class XmodalError(ValueError):
+    """Bad input, configuration or environment, detected before any training starts.
+
+    The message always names what is wrong and how to fix it. It subclasses
+    :class:`ValueError` so that code written against scikit-learn conventions
+    (``except ValueError``) keeps working.
+    """

@@ -1,0 +1,14 @@
+"""Bodies ``g``: one module per family, one registry (see :mod:`xmodal.model.bodies.base`)."""
+
+from xmodal.model.bodies import language, named, vision  # noqa: F401  (registers families and names)
+from xmodal.model.bodies.base import (
+    FAMILIES,
+    NAMED_BODIES,
+    Body,
+    BodySource,
+    body_from_config,
+    build_body,
+    resolve_body,
+)
+
+__all__ = ["FAMILIES", "NAMED_BODIES", "Body", "BodySource", "body_from_config", "build_body", "resolve_body"]

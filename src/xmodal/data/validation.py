@@ -35,7 +35,14 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
-        raise XmodalError(f"{name} cannot be read as a numeric array ({exc}); pass a rectangular array") from exc
+        raise XmodalError(
+            f"{name} cannot be read as a numeric array ({exc}); pass a rectangular array"
+        ) from exc
+    if np.iscomplexobj(arr):
+        raise XmodalError(
+            f"{name} has complex dtype {arr.dtype}; pass real values (e.g. stack real and imaginary "
+            "parts as two channels)"
+        )
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise XmodalError(
             f"{name} has dtype {arr.dtype}; it must be numeric (encode categorical columns as numbers first)"
@@ -65,7 +72,8 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
         rows = np.unique(np.nonzero(bad.reshape(bad.shape[0], -1))[0])
         raise XmodalError(
             f"{name} contains {int(bad.sum())} NaN/Inf value(s) in {rows.size} sample(s) "
-            f"(first: index {int(rows[0])}); impute them (e.g. sklearn.impute.SimpleImputer) or drop those samples"
+            f"(first: index {int(rows[0])}); impute them (e.g. sklearn.impute.SimpleImputer) "
+            "or drop those samples"
         )
     return np.ascontiguousarray(arr)
 
@@ -92,6 +100,8 @@ def check_Xy(
         raise XmodalError(
             f"X has {Xc.shape[0]} samples but y has {ya.shape[0]}; they must have the same length"
         )
+    if np.iscomplexobj(ya):
+        raise XmodalError(f"y has complex dtype {ya.dtype}; split it into real and imaginary targets")
     if ya.dtype == object or not (np.issubdtype(ya.dtype, np.number) or ya.dtype == bool):
         raise XmodalError(
             f"y has dtype {ya.dtype}; encode labels as integers 0..K-1 "

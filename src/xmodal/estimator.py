@@ -1,0 +1,318 @@
+"""The scikit-learn-style estimator: ``fit`` → ``predict`` / ``predict_proba`` / ``score`` → ``save`` / ``load``.
+
+>>> from xmodal import CrossModalEstimator
+>>> est = CrossModalEstimator(body="minilm-l6", epochs=10).fit(X_train, y_train)   # doctest: +SKIP
+>>> est.score(X_test, y_test)                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from xmodal.align import AlignConfig, get_aligner
+from xmodal.data.tasks import get_task_kind
+from xmodal.data.validation import check_same_layout, check_X, check_Xy
+from xmodal.errors import XmodalError
+from xmodal.evaluate import evaluate as evaluate_outputs
+from xmodal.model.assembly import CrossModalModel, ModelSpec, assemble
+from xmodal.model.bodies import BodySource, body_from_config, build_body, resolve_body
+from xmodal.train.checkpoint import atomic_save_tensors
+from xmodal.train.config import TrainConfig
+from xmodal.train.loop import predict_raw, resolve_device, train_loop
+from xmodal.train.modes import get_mode
+
+__all__ = ["CrossModalEstimator", "load"]
+
+_FORMAT_VERSION = 1
+
+
+@dataclass
+class FitReport:
+    """What ``fit`` did: stage times in seconds and the per-epoch histories."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    align: dict[str, Any] = field(default_factory=dict)
+    finetune: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "align": self.align, "finetune": self.finetune}
+
+
+class CrossModalEstimator:
+    """Adapt a pretrained body to a task in another modality (ORCA's align-then-refine workflow).
+
+    Inputs ``X``: ``(N, F)`` tabular rows, ``(N, C, L)`` series, ``(N, C, H, W)`` images or
+    ``(N, C, D, H, W)`` volumes (``spatial_dims`` reads channel-less arrays, e.g. ``(N, H, W)``).
+    Targets ``y`` per task: ``(N,)`` class indices, ``(N, K)`` 0/1 labels, ``(N,)``/``(N, K)`` real
+    values, or dense ``(N, *S)`` / ``(N, K, *S)`` at the input's spatial shape ``S``.
+
+    Args:
+        task: ``"auto"`` (inferred from ``y``), ``"classification"``, ``"multilabel"``,
+            ``"regression"``, ``"dense-classification"`` or ``"dense-regression"``.
+        body: a named body (``xmodal bodies`` lists them), a local model folder or a hub id.
+        align: stage-2 strategy (``"none"``, ``"warmup"``, …; see :data:`xmodal.align.ALIGNERS`).
+        mode: stage-3 mode: ``"full"``, ``"fpt"``, ``"frozen"`` or ``"scratch"``.
+        max_tokens: token budget of the embedder (default: the body's maximum positions); fewer
+            tokens run faster at coarser patches.
+        spatial_dims: number of spatial axes when ``X`` has no channel axis.
+        epochs, batch_size, lr, weight_decay, optimizer, warmup_ratio, accumulate,
+        clip_grad_norm, seed, device, precision: stage-3 settings (:class:`xmodal.train.TrainConfig`).
+        align_epochs, align_lr: stage-2 settings (:class:`xmodal.align.AlignConfig`).
+        verbose: progress bars.
+    """
+
+    def __init__(
+        self,
+        task: str = "auto",
+        body: str = "minilm-l6",
+        align: str = "none",
+        mode: str = "full",
+        max_tokens: int | None = None,
+        spatial_dims: int | None = None,
+        epochs: int = 20,
+        batch_size: int = 16,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        optimizer: str = "adamw",
+        warmup_ratio: float = 0.1,
+        accumulate: int = 1,
+        clip_grad_norm: float = 1.0,
+        align_epochs: int = 5,
+        align_lr: float = 1e-3,
+        seed: int = 0,
+        device: str = "auto",
+        precision: str = "auto",
+        verbose: bool = True,
+    ) -> None:
+        self.task = task
+        self.body = body
+        self.align = align
+        self.mode = mode
+        self.max_tokens = max_tokens
+        self.spatial_dims = spatial_dims
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.warmup_ratio = warmup_ratio
+        self.accumulate = accumulate
+        self.clip_grad_norm = clip_grad_norm
+        self.align_epochs = align_epochs
+        self.align_lr = align_lr
+        self.seed = seed
+        self.device = device
+        self.precision = precision
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ configuration
+    _PARAMS = (
+        "task", "body", "align", "mode", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr",
+        "weight_decay", "optimizer", "warmup_ratio", "accumulate", "clip_grad_norm", "align_epochs",
+        "align_lr", "seed", "device", "precision", "verbose",
+    )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn convention)."""
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def set_params(self, **params: Any) -> CrossModalEstimator:
+        """Change constructor arguments; unknown names raise :class:`XmodalError`."""
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise XmodalError(f"unknown parameter {k!r}; known: {list(self._PARAMS)}")
+            setattr(self, k, v)
+        return self
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, accumulate=self.accumulate, lr=self.lr,
+            weight_decay=self.weight_decay, optimizer=self.optimizer, warmup_ratio=self.warmup_ratio,
+            clip_grad_norm=self.clip_grad_norm, seed=self.seed, device=self.device, precision=self.precision,
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, y: Any, checkpoint_dir: str | Path | None = None) -> CrossModalEstimator:
+        """Build the model (stage 1), align (stage 2) and fine-tune (stage 3) on ``(X, y)``.
+
+        Every input check happens before any weights are loaded. With ``checkpoint_dir`` the
+        aligned embedder and every fine-tuning epoch are saved there, and a rerun with the same
+        arguments resumes where the last one stopped (losing at most the current epoch).
+        """
+        t_start = time.perf_counter()
+        cfg = self._train_config()
+        align_cfg = AlignConfig(epochs=self.align_epochs, lr=self.align_lr, batch_size=self.batch_size)
+        aligner = get_aligner(self.align)
+        mode = get_mode(self.mode)
+        tabular = self.spatial_dims is None and np.ndim(X) == 2
+        Xc, yc, task, k = check_Xy(X, y, self.task, self.spatial_dims)
+        source = resolve_body(self.body)
+        kind = get_task_kind(task)
+        self.task_ = task
+        self.n_outputs_ = k
+        self.y_ndim_ = int(np.ndim(y))
+        device = resolve_device(cfg.device)
+        report = FitReport()
+
+        torch.manual_seed(self.seed)
+        body = build_body(source, pretrained=mode.pretrained_body)
+        model = assemble(
+            body, task, k, Xc.shape[1:], self.max_tokens,
+            feature_scaling="position" if tabular else "channel",
+        )
+        X_t = torch.from_numpy(Xc)
+        y_t = torch.from_numpy(yc)
+        model.fit_scaling(X_t, y_t if kind.standardise_targets else None)
+        y_train = model.encode_targets(y_t) if kind.standardise_targets else y_t
+        self.model_ = model
+        self.body_source_ = source
+        report.seconds["build"] = time.perf_counter() - t_start
+
+        ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        stage3_ckpt = ckpt_dir / "finetune.ckpt.safetensors" if ckpt_dir else None
+        align_file = ckpt_dir / "aligned.safetensors" if ckpt_dir else None
+        if ckpt_dir:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+        t0 = time.perf_counter()
+        if stage3_ckpt is not None and stage3_ckpt.exists():
+            report.align = {"resumed": True}
+        elif align_file is not None and align_file.exists():
+            model.load_state_dict(load_file(str(align_file)))
+            report.align = json.loads((ckpt_dir / "aligned.json").read_text())
+        else:
+            report.align = aligner.run(model, X_t, y_train, align_cfg, device, self.seed, self.verbose)
+            if align_file is not None:
+                atomic_save_tensors(model.state_dict(), align_file)
+                (ckpt_dir / "aligned.json").write_text(json.dumps(report.align))
+        report.seconds["align"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        params = mode.apply(model)
+        report.finetune = train_loop(
+            model, params, X_t, y_train, kind.loss, cfg, device,
+            desc=f"fine-tune ({mode.name})", checkpoint=stage3_ckpt, progress=self.verbose,
+        )
+        report.seconds["finetune"] = time.perf_counter() - t0
+        for p in model.parameters():
+            p.requires_grad_(True)
+        self.report_ = report
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise XmodalError("this estimator is not fitted yet; call fit(X, y) or xmodal.load(folder) first")
+
+    def _raw(self, X: Any) -> torch.Tensor:
+        self._check_fitted()
+        Xc = check_X(X, self.spatial_dims)
+        check_same_layout(Xc, self.model_.spec.sample_shape)
+        device = resolve_device(self.device)
+        return predict_raw(self.model_, torch.from_numpy(Xc), 64, device, self.precision)
+
+    def _user_layout(self, values: np.ndarray) -> np.ndarray:
+        kind = self.model_.kind
+        # regression targets given as (N,) or dense (N, *S) were given an output axis of size 1
+        if kind.standardise_targets and self.n_outputs_ == 1:
+            expected = len(self.model_.spec.sample_shape) if kind.dense else 1  # (N, *S) or (N,)
+            if self.y_ndim_ == expected:
+                return values[:, 0]
+        return values
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions in the layout ``y`` was given in: labels ``(N,)``, 0/1 ``(N, K)``, values, or maps."""
+        out = self._raw(X)
+        pred = self.model_.kind.predict(self.model_.decode(out))
+        return self._user_layout(pred.numpy())
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities: ``(N, K)`` (softmax or per-label sigmoid) or ``(N, K, *S)`` for dense."""
+        self._check_fitted()
+        if not self.model_.kind.probabilistic:
+            raise XmodalError(f"predict_proba needs a classification task; this model does {self.task_}")
+        return self.model_.kind.scores(self._raw(X)).numpy()
+
+    def evaluate(self, X: Any, y: Any, metrics: list[str] | None = None) -> dict[str, float]:
+        """Metrics (default: the task's) of the model on ``(X, y)``, targets in user units."""
+        self._check_fitted()
+        Xc, yc, _, _ = check_Xy(X, y, self.task_, self.spatial_dims)
+        check_same_layout(Xc, self.model_.spec.sample_shape)
+        kind = self.model_.kind
+        if kind.name == "multilabel":
+            if yc.shape[1] != self.n_outputs_:
+                raise XmodalError(f"y has {yc.shape[1]} label columns; the model was fitted on {self.n_outputs_}")
+        elif kind.probabilistic and int(yc.max()) >= self.n_outputs_:
+            raise XmodalError(
+                f"y has label {int(yc.max())} but the model knows {self.n_outputs_} classes "
+                f"(0..{self.n_outputs_ - 1}); encode the labels as at fit time"
+            )
+        out = self.model_.decode(self._raw(Xc))
+        return evaluate_outputs(kind, out, torch.from_numpy(yc), metrics or [kind.default_metric])
+
+    def score(self, X: Any, y: Any, metric: str | None = None) -> float:
+        """The task's metric (or ``metric``) on ``(X, y)``: accuracy, mAP, MSE or relative L2 by default."""
+        self._check_fitted()
+        name = metric or self.model_.kind.default_metric
+        return self.evaluate(X, y, [name])[name]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json``, ``body_config.json`` and ``model.safetensors`` to the folder ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        params = self.get_params()
+        config = {
+            "format_version": _FORMAT_VERSION,
+            "params": params,
+            "spec": self.model_.spec.to_dict(),
+            "body_family": self.model_.body.family,
+            "body_name": self.body_source_.name,
+            "task": self.task_,
+            "n_outputs": self.n_outputs_,
+            "y_ndim": self.y_ndim_,
+        }
+        atomic_save_tensors(self.model_.state_dict(), path / "model.safetensors")
+        (path / "body_config.json").write_text(json.dumps(self.model_.body.config_dict(), indent=1, default=str))
+        (path / "config.json").write_text(json.dumps(config, indent=1))
+        if hasattr(self, "report_"):
+            (path / "fit_report.json").write_text(json.dumps(self.report_.to_dict(), indent=1))
+        return path
+
+
+def load(path: str | Path, device: str | None = None) -> CrossModalEstimator:
+    """Load a folder written by :meth:`CrossModalEstimator.save` (no pickle; no pretrained download)."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise XmodalError(f"{path} holds no xmodal model (config.json missing); pass the folder given to save()")
+    try:
+        config = json.loads(cfg_file.read_text())
+        body_cfg = json.loads((path / "body_config.json").read_text())
+        state = load_file(str(path / "model.safetensors"))
+    except Exception as exc:
+        raise XmodalError(f"model folder {path} is damaged ({exc}); save the model again") from exc
+    if config.get("format_version") != _FORMAT_VERSION:
+        raise XmodalError(f"model folder {path} has format {config.get('format_version')}, expected {_FORMAT_VERSION}")
+    est = CrossModalEstimator(**config["params"])
+    if device is not None:
+        est.device = device
+    body = body_from_config(config["body_family"], body_cfg)
+    spec = ModelSpec.from_dict(config["spec"])
+    model = CrossModalModel(spec, body)
+    model.load_state_dict(state)
+    est.model_ = model
+    est.task_ = config["task"]
+    est.n_outputs_ = int(config["n_outputs"])
+    est.y_ndim_ = int(config["y_ndim"])
+    est.body_source_ = BodySource(config["body_name"], config["body_family"])
+    return est

@@ -1,0 +1,93 @@
+"""Atomic, pickle-free checkpoints: one safetensors file holding model, optimiser, schedule and RNG.
+
+Tensors go in the safetensors payload; everything else (optimiser hyper-parameters, scheduler
+counters, epoch, history) goes as JSON in the file's metadata. The file is written to a temporary
+name and moved into place with :func:`os.replace`, so a crash leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from xmodal.errors import XmodalError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "atomic_save_tensors"]
+
+
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` to ``path`` (safetensors) via a temporary file and an atomic rename."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    epoch: int,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Save the state after ``epoch`` completed epochs."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, state in opt["state"].items():
+        for key, val in state.items():
+            if torch.is_tensor(val):
+                tensors[f"optim.{pid}.{key}"] = val
+            else:
+                scalars.setdefault(str(pid), {})[key] = val
+    tensors["rng.cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda{i}"] = s
+    sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+    meta = {
+        "epoch": epoch,
+        "param_groups": opt["param_groups"],
+        "scalar_state": scalars,
+        "scheduler": sched,
+        "extra": extra or {},
+    }
+    atomic_save_tensors(tensors, path, metadata={"xmodal": json.dumps(meta)})
+
+
+def load_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[int, dict[str, Any]]:
+    """Restore a checkpoint written by :func:`save_checkpoint`; returns ``(epoch, extra)``."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["xmodal"])
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise XmodalError(f"checkpoint {path} is unreadable ({exc}); delete it to start the run afresh") from exc
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, key = k.split(".", 2)
+            state.setdefault(int(pid), {})[key] = v
+    for pid, vals in meta["scalar_state"].items():
+        state.setdefault(int(pid), {}).update(vals)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.cpu"])
+    if torch.cuda.is_available():
+        cuda = [tensors[f"rng.cuda{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda{i}" in tensors]
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
+    return int(meta["epoch"]), meta["extra"]

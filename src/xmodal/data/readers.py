@@ -571,3 +571,40 @@ def _split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: 
             f"{' stratified by class' if stratify else ''} ({exc}); "
             "use a larger data set, a different test_size, or pass test_path"
         ) from exc
+
+
+def read_csv_features(path: str | os.PathLike, drop: str | int | None = None) -> np.ndarray:
+    """Read a CSV of feature columns only (for prediction): ``(N, F)`` float32.
+
+    Args:
+        path: the file; a header row is detected as in :func:`read_csv`.
+        drop: a column (name or index) to leave out, e.g. a target column kept in the file.
+    """
+    p = _existing_file(path, (".csv", ".tsv", ".txt"), "CSV")
+    rows, _ = _read_rows(p, None)
+    has_header = _detect_header(rows)
+    names = rows[0] if has_header else [f"column {j}" for j in range(len(rows[0]))]
+    keep = list(range(len(names)))
+    if drop is not None:
+        if isinstance(drop, str) and not drop.lstrip("-").isdigit():
+            if drop not in names:
+                raise XmodalError(f"{str(p)!r} has no column {drop!r}; its columns are {names}")
+            keep.remove(names.index(drop))
+        else:
+            keep.remove(int(drop) % len(names))
+    data = rows[1:] if has_header else rows
+    if not data:
+        raise XmodalError(f"{str(p)!r} has no data rows")
+    X = np.empty((len(data), len(keep)), dtype=np.float32)
+    for i, row in enumerate(data):
+        if len(row) != len(names):
+            raise XmodalError(f"{str(p)!r} row {i + 1} has {len(row)} cells, expected {len(names)}")
+        for f, j in enumerate(keep):
+            try:
+                X[i, f] = float(row[j])
+            except ValueError:
+                raise XmodalError(
+                    f"{str(p)!r} has the non-numeric cell {row[j]!r} in column {names[j]!r} at row {i + 1}; "
+                    "features must be numbers"
+                ) from None
+    return X

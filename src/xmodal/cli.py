@@ -1,0 +1,305 @@
+"""Command-line interface: thin wrappers that parse arguments and call the Python API.
+
+``xmodal fit``, ``predict``, ``evaluate``, ``bodies``, ``datasets``, ``demo``; ``xmodal CMD --help``
+explains each. Every user-facing problem surfaces as one line ``error: …`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmodal.errors import XmodalError
+
+__all__ = ["main", "build_parser"]
+
+_DATA_HELP = (
+    "a built-in dataset name (see `xmodal datasets`), an .npz file with X_train, y_train "
+    "[, X_test, y_test], or a .csv file of tabular rows (target = last column unless --target)"
+)
+
+
+def _read_data(source: str, args: argparse.Namespace) -> Any:
+    from xmodal.data.builtin import DATASETS, load_dataset
+    from xmodal.data.readers import read_csv, read_npz
+
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_npz(path, spatial_dims=args.spatial_dims, task=args.task)
+    if suffix in (".csv", ".tsv", ".txt"):
+        target: str | int = args.target if args.target is not None else -1
+        if isinstance(target, str) and target.lstrip("-").isdigit():
+            target = int(target)
+        return read_csv(path, target=target, test_path=args.test, task=args.task, test_size=args.test_size)
+    if path.exists():
+        raise XmodalError(f"cannot read {source}: expected an .npz or .csv file")
+    key = source.lower().replace("_", "-")
+    if key in DATASETS or source in DATASETS:
+        return load_dataset(source)
+    return load_dataset(source)  # raises with the list of names
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and strategy")
+    g.add_argument("--body", default="minilm-l6", help="body name, model folder or hub id (default: minilm-l6)")
+    g.add_argument("--task", default="auto", help="auto | classification | multilabel | regression | "
+                   "dense-classification | dense-regression (default: auto, inferred from y)")
+    g.add_argument("--align", default="none", help="stage-2 strategy: none | warmup (default: none)")
+    g.add_argument("--mode", default="full", help="stage-3 mode: full | fpt | frozen | scratch (default: full)")
+    g.add_argument("--max-tokens", type=int, default=None,
+                   help="token budget of the embedder; fewer tokens = coarser patches, faster (default: body's)")
+    g.add_argument("--spatial-dims", type=int, default=None,
+                   help="spatial axes of X when it has no channel axis, e.g. 2 for (N, H, W) images")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd")
+    t.add_argument("--warmup-ratio", type=float, default=0.1, help="fraction of steps in linear warm-up")
+    t.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
+    t.add_argument("--clip-grad-norm", type=float, default=1.0, help="0 disables clipping")
+    t.add_argument("--align-epochs", type=int, default=5)
+    t.add_argument("--align-lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--precision", default="auto", help="auto (bf16 on CUDA) | fp32 | bf16")
+
+
+def _estimator_from_args(args: argparse.Namespace, task: str) -> Any:
+    from xmodal.estimator import CrossModalEstimator
+
+    return CrossModalEstimator(
+        task=task, body=args.body, align=args.align, mode=args.mode, max_tokens=args.max_tokens,
+        spatial_dims=None, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, optimizer=args.optimizer, warmup_ratio=args.warmup_ratio,
+        accumulate=args.accumulate, clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs,
+        align_lr=args.align_lr, seed=args.seed, device=args.device, precision=args.precision,
+        verbose=not args.quiet,
+    )
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit on DATA and write a run folder."""
+    from xmodal.evaluate import metrics_for
+
+    ds = _read_data(args.data, args)
+    run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run.exists() and any(run.iterdir()) and not args.resume and (run / "model").exists():
+        raise XmodalError(f"run folder {run} already holds a finished run; choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    print(ds.summary())
+    est = _estimator_from_args(args, ds.task)
+    config = {"data": args.data, "dataset": ds.name, "task": ds.task, **est.get_params()}
+    (run / "config.json").write_text(json.dumps(config, indent=1))
+    est.fit(ds.X_train, ds.y_train, checkpoint_dir=run / "checkpoints")
+    est.save(run / "model")
+    with open(run / "log.jsonl", "w") as log:
+        for rec in est.report_.align.get("history", []):
+            log.write(json.dumps({"stage": "align", **rec}) + "\n")
+        for rec in est.report_.finetune:
+            log.write(json.dumps({"stage": "finetune", **rec}) + "\n")
+    metrics: dict[str, Any] = {"seconds": est.report_.seconds, "train_samples": len(ds.X_train)}
+    if ds.X_test is not None:
+        names = [m for m in metrics_for(est.task_) if m not in ("map", "auroc") or est.task_ != "regression"]
+        t0 = time.perf_counter()
+        metrics["test"] = est.evaluate(ds.X_test, ds.y_test, names)
+        metrics["seconds"]["evaluate"] = time.perf_counter() - t0
+        metrics["test_samples"] = len(ds.X_test)
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    _print_metrics(metrics, run)
+    return 0
+
+
+def _print_metrics(metrics: dict, run: Path) -> None:
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in metrics["seconds"].items())
+    print(f"stage times: {secs}")
+    for k, v in metrics.get("test", {}).items():
+        print(f"test {k}: {v:.4f}")
+    print(f"run folder: {run}  (model in {run / 'model'})")
+
+
+def _read_inputs(source: str, target: str | None) -> np.ndarray:
+    path = Path(source)
+    if not path.exists():
+        raise XmodalError(f"input file {source} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise XmodalError(f"cannot read {source} as a numeric .npy array ({exc})") from exc
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                for key in ("X", "X_test", "X_train"):
+                    if key in z.files:
+                        return z[key]
+                raise XmodalError(f"{source} has keys {z.files}; predict reads 'X', 'X_test' or 'X_train'")
+        except XmodalError:
+            raise
+        except Exception as exc:
+            raise XmodalError(f"cannot read {source} as .npz ({exc})") from exc
+    if suffix in (".csv", ".tsv", ".txt"):
+        from xmodal.data.readers import read_csv_features
+
+        return read_csv_features(path, drop=target)
+    raise XmodalError(f"cannot read {source}: expected .npy, .npz or .csv")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict with a saved model."""
+    from xmodal.estimator import load
+
+    est = load(args.model, device=args.device)
+    X = _read_inputs(args.data, args.target)
+    pred = est.predict(X)
+    out = Path(args.out)
+    if out.suffix.lower() == ".csv":
+        flat = pred.reshape(len(pred), -1)
+        np.savetxt(out, flat, delimiter=",", fmt="%.6g")
+    else:
+        np.save(out, pred)
+    if args.proba:
+        proba = est.predict_proba(X)
+        np.save(out.with_name(out.stem + "_proba.npy"), proba)
+    print(f"wrote {len(pred)} predictions of shape {pred.shape[1:]} to {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a saved model on labelled data (the test split of DATA)."""
+    from xmodal.estimator import load
+
+    est = load(args.model, device=args.device)
+    args.task = est.task_
+    args.spatial_dims = est.spatial_dims
+    ds = _read_data(args.data, args)
+    X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
+    names = args.metrics.split(",") if args.metrics else None
+    result = est.evaluate(X, y, names)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_bodies(args: argparse.Namespace) -> int:
+    """List bodies and whether their weights are present here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from xmodal.model.bodies.availability import body_status
+
+    table = Table(title="xmodal bodies")
+    for col in ("name", "available", "description"):
+        table.add_column(col)
+    for name, ok, note, desc in body_status():
+        table.add_row(name, ("yes" if ok else "no") + (f" ({note})" if note else ""), desc)
+    Console().print(table)
+    print("Any BERT/RoBERTa/MPNet/ViT/Swin hub id or local transformers folder also works as --body.")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """List built-in datasets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from xmodal.data.builtin import list_datasets
+
+    table = Table(title="built-in datasets (offline)")
+    for col in ("name", "available", "description"):
+        table.add_column(col)
+    for name, desc, ok in list_datasets():
+        table.add_row(name, "yes" if ok else "no", desc)
+    Console().print(table)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Fine-tune the default body on a real task next to the train-from-scratch baseline."""
+    from xmodal.demo import run_demo
+
+    run_demo(dataset=args.dataset, epochs=args.epochs, out=Path(args.out) if args.out else None,
+             verbose=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``xmodal`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="xmodal",
+        description="Adapt pretrained transformers to tasks in other modalities (ORCA/MoNA align-then-refine).",
+        epilog="Start with `xmodal demo`; then `xmodal fit gunpoint --epochs 30 --max-tokens 64`.",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="fit a model on a dataset and write a run folder",
+                       description="Build, align and fine-tune a model on DATA; writes RUN/config.json, "
+                       "RUN/metrics.json, RUN/log.jsonl, RUN/model/ and RUN/checkpoints/ (rerun with "
+                       "--resume to continue an interrupted run).")
+    p.add_argument("data", help=_DATA_HELP)
+    p.add_argument("--out", help="run folder (default: runs/<dataset>-<mode>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--target", help="CSV: target column name or index (default: last column)")
+    p.add_argument("--test", help="CSV: a separate test file with the same columns")
+    p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
+    _add_training_args(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="predict with a saved model")
+    p.add_argument("model", help="a saved model folder (RUN/model)")
+    p.add_argument("data", help=".npy array, .npz (key X, X_test or X_train) or .csv of feature columns")
+    p.add_argument("--out", default="predictions.npy", help="output .npy (or .csv) file")
+    p.add_argument("--proba", action="store_true", help="also write class probabilities to <out>_proba.npy")
+    p.add_argument("--target", help="CSV: a target column to drop before predicting")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a saved model on labelled data")
+    p.add_argument("model", help="a saved model folder (RUN/model)")
+    p.add_argument("data", help=_DATA_HELP + "; its test split is used when it has one")
+    p.add_argument("--metrics", help="comma-separated metrics (default: the task's)")
+    p.add_argument("--target", help="CSV: target column")
+    p.add_argument("--test", help=argparse.SUPPRESS)
+    p.add_argument("--test-size", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bodies", help="list bodies and whether their weights are installed")
+    p.set_defaults(func=cmd_bodies)
+    p = sub.add_parser("datasets", help="list built-in datasets")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("demo", help="fine-tune MiniLM on GunPoint next to the scratch baseline (CPU, minutes)")
+    p.add_argument("--dataset", default="gunpoint")
+    p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
+    p.add_argument("--out", default=None, help="also write the demo's table as JSON here")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xmodal`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except XmodalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun `xmodal fit ... --out RUN --resume` to continue from the last epoch",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

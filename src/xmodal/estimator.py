@@ -154,8 +154,16 @@ class CrossModalEstimator:
         mode = get_mode(self.mode)
         tabular = self.spatial_dims is None and np.ndim(X) == 2
         Xc, yc, task, k = check_Xy(X, y, self.task, self.spatial_dims)
-        source = resolve_body(self.body)
         kind = get_task_kind(task)
+        if kind.probabilistic and kind.name != "multilabel":
+            missing = sorted(set(range(k)) - set(np.unique(yc).tolist()))
+            if missing:
+                raise XmodalError(
+                    f"training labels must be 0..K-1 with every class present, but classes {missing[:10]} "
+                    f"have no sample (labels seen: {np.unique(yc).tolist()[:10]}…); re-encode them, e.g. "
+                    "y = sklearn.preprocessing.LabelEncoder().fit_transform(y)"
+                )
+        source = resolve_body(self.body)
         self.task_ = task
         self.n_outputs_ = k
         self.y_ndim_ = int(np.ndim(y))

@@ -51,7 +51,8 @@ def run_demo(
         settings["epochs"] = epochs
     console.print(f"settings: {settings}")
     rows = []
-    for label, mode in (("MiniLM fine-tuned (pretrained body)", "full"), ("train from scratch (random body)", "scratch")):
+    runs = (("MiniLM fine-tuned (pretrained body)", "full"), ("train from scratch (random body)", "scratch"))
+    for label, mode in runs:
         console.print(f"→ {label}")
         est = CrossModalEstimator(mode=mode, verbose=verbose, **settings).fit(ds.X_train, ds.y_train)
         t0 = time.perf_counter()

@@ -49,7 +49,7 @@ MODES: dict[str, FinetuneMode] = {
         FinetuneMode("full", "fine-tune all weights of f, g and h (ORCA's default)", True, _everything),
         FinetuneMode("fpt", "train f, h and the body's layer norms only (FPT)", True, _fpt),
         FinetuneMode("frozen", "train f and h; the pretrained body stays frozen", True, _frozen_body),
-        FinetuneMode("scratch", "same architecture, randomly initialised body, all weights trained", False, _everything),
+        FinetuneMode("scratch", "same architecture, random body, all weights trained", False, _everything),
     )
 }
 

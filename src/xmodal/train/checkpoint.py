@@ -51,7 +51,7 @@ def save_checkpoint(
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda{i}"] = s
-    sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+    sched = scheduler.state_dict()  # LambdaLR stores None for plain functions: JSON-safe
     meta = {
         "epoch": epoch,
         "param_groups": opt["param_groups"],

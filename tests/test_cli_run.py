@@ -51,6 +51,9 @@ def test_fit_csv_with_holdout(tmp_path):
     run = tmp_path / "tab"
     assert main(["--quiet", "fit", str(csv), "--target", "label", "--test-size", "0.2", *FAST, "--out", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["test_samples"] == 10
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run / "model"), str(csv), "--target", "label", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 50
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ _DATA_HELP = (
 
 
 def _read_data(source: str, args: argparse.Namespace) -> Any:
-    from xmodal.data.builtin import DATASETS, load_dataset
+    from xmodal.data.builtin import load_dataset
     from xmodal.data.readers import read_csv, read_npz
 
     path = Path(source)
@@ -41,10 +41,9 @@ def _read_data(source: str, args: argparse.Namespace) -> Any:
         return read_csv(path, target=target, test_path=args.test, task=args.task, test_size=args.test_size)
     if path.exists():
         raise XmodalError(f"cannot read {source}: expected an .npz or .csv file")
-    key = source.lower().replace("_", "-")
-    if key in DATASETS or source in DATASETS:
-        return load_dataset(source)
-    return load_dataset(source)  # raises with the list of names
+    if suffix:
+        raise XmodalError(f"file {source} does not exist (and it is not a built-in dataset name)")
+    return load_dataset(source)  # unknown names raise with the list of built-in datasets
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
@@ -79,7 +78,7 @@ def _estimator_from_args(args: argparse.Namespace, task: str) -> Any:
 
     return CrossModalEstimator(
         task=task, body=args.body, align=args.align, mode=args.mode, max_tokens=args.max_tokens,
-        spatial_dims=None, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        spatial_dims=getattr(args, "spatial_dims", None), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, optimizer=args.optimizer, warmup_ratio=args.warmup_ratio,
         accumulate=args.accumulate, clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs,
         align_lr=args.align_lr, seed=args.seed, device=args.device, precision=args.precision,
@@ -109,9 +108,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             log.write(json.dumps({"stage": "finetune", **rec}) + "\n")
     metrics: dict[str, Any] = {"seconds": est.report_.seconds, "train_samples": len(ds.X_train)}
     if ds.X_test is not None:
-        names = [m for m in metrics_for(est.task_) if m not in ("map", "auroc") or est.task_ != "regression"]
         t0 = time.perf_counter()
-        metrics["test"] = est.evaluate(ds.X_test, ds.y_test, names)
+        metrics["test"] = est.evaluate(ds.X_test, ds.y_test, metrics_for(est.task_))
         metrics["seconds"]["evaluate"] = time.perf_counter() - t0
         metrics["test_samples"] = len(ds.X_test)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=1))

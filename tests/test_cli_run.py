@@ -28,6 +28,8 @@ def test_fit_predict_evaluate_from_npz(tmp_path, npz, capsys):
     assert main(["--quiet", "fit", str(npz), *FAST, "--out", str(run)]) == 0
     for name in ("config.json", "metrics.json", "log.jsonl", "model/model.safetensors"):
         assert (run / name).exists(), name
+    assert main(["--quiet", "fit", str(npz), *FAST, "--out", str(run)]) == 2  # no silent overwrite
+    assert main(["--quiet", "fit", str(npz), *FAST, "--out", str(run), "--resume"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
     assert len((run / "log.jsonl").read_text().splitlines()) == 2

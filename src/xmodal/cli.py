@@ -92,8 +92,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     ds = _read_data(args.data, args)
     run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run.exists() and any(run.iterdir()) and not args.resume and (run / "model").exists():
-        raise XmodalError(f"run folder {run} already holds a finished run; choose another --out")
+    if (run / "checkpoints").exists() and not args.resume:
+        raise XmodalError(
+            f"run folder {run} already holds a run; pass --resume to continue it, or choose another --out"
+        )
     run.mkdir(parents=True, exist_ok=True)
     print(ds.summary())
     est = _estimator_from_args(args, ds.task)

@@ -101,7 +101,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     est = _estimator_from_args(args, ds.task)
     config = {"data": args.data, "dataset": ds.name, "task": ds.task, **est.get_params()}
     (run / "config.json").write_text(json.dumps(config, indent=1))
-    est.fit(ds.X_train, ds.y_train, checkpoint_dir=run / "checkpoints")
+    est.fit(ds.fit_inputs(ds.X_train), ds.y_train, checkpoint_dir=run / "checkpoints")
     est.save(run / "model")
     with open(run / "log.jsonl", "w") as log:
         for rec in est.report_.align.get("history", []):
@@ -111,7 +111,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     metrics: dict[str, Any] = {"seconds": est.report_.seconds, "train_samples": len(ds.X_train)}
     if ds.X_test is not None:
         t0 = time.perf_counter()
-        metrics["test"] = est.evaluate(ds.X_test, ds.y_test, metrics_for(est.task_))
+        metrics["test"] = est.evaluate(ds.fit_inputs(ds.X_test), ds.y_test, metrics_for(est.task_))
         metrics["seconds"]["evaluate"] = time.perf_counter() - t0
         metrics["test_samples"] = len(ds.X_test)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=1))

@@ -54,9 +54,9 @@ def run_demo(
     runs = (("MiniLM fine-tuned (pretrained body)", "full"), ("train from scratch (random body)", "scratch"))
     for label, mode in runs:
         console.print(f"→ {label}")
-        est = CrossModalEstimator(mode=mode, verbose=verbose, **settings).fit(ds.X_train, ds.y_train)
+        est = CrossModalEstimator(mode=mode, verbose=verbose, **settings).fit(ds.fit_inputs(ds.X_train), ds.y_train)
         t0 = time.perf_counter()
-        metric = est.score(ds.X_test, ds.y_test)
+        metric = est.score(ds.fit_inputs(ds.X_test), ds.y_test)
         secs = dict(est.report_.seconds, evaluate=time.perf_counter() - t0)
         rows.append({"method": label, "mode": mode, "metric": metric, "seconds": secs,
                      "final_train_loss": est.report_.finetune[-1]["loss"] if est.report_.finetune else None})

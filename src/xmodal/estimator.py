@@ -23,7 +23,7 @@ from xmodal.data.validation import check_same_layout, check_X, check_Xy
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
 from xmodal.model.assembly import CrossModalModel, ModelSpec, assemble
-from xmodal.model.bodies import BodySource, body_from_config, build_body, resolve_body
+from xmodal.model.bodies import FAMILIES, BodySource, body_from_config, build_body, resolve_body
 from xmodal.train.checkpoint import atomic_save_tensors
 from xmodal.train.config import TrainConfig
 from xmodal.train.loop import predict_raw, resolve_device, train_loop
@@ -163,7 +163,14 @@ class CrossModalEstimator:
                     f"have no sample (labels seen: {np.unique(yc).tolist()[:10]}…); re-encode them, e.g. "
                     "y = sklearn.preprocessing.LabelEncoder().fit_transform(y)"
                 )
+        if self.max_tokens is not None and int(self.max_tokens) < 1:
+            raise XmodalError(f"max_tokens must be ≥ 1, got {self.max_tokens}")
         source = resolve_body(self.body)
+        if kind.dense and not FAMILIES[source.family].keeps_tokens:
+            raise XmodalError(
+                f"body {source.name!r} ({source.family}) merges tokens, so it cannot make dense predictions; "
+                "use a language body (e.g. 'minilm-l6') or a ViT body for dense tasks"
+            )
         self.task_ = task
         self.n_outputs_ = k
         self.y_ndim_ = int(np.ndim(y))
@@ -190,30 +197,49 @@ class CrossModalEstimator:
         if ckpt_dir:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
 
+        run_key = {k: v for k, v in self.get_params().items() if k not in ("verbose", "device")}
+        run_key.update(spec=model.spec.to_dict(), n_train=int(Xc.shape[0]))
+        run_key = json.loads(json.dumps(run_key))  # tuples → lists, as stored
         t0 = time.perf_counter()
-        if stage3_ckpt is not None and stage3_ckpt.exists():
-            report.align = {"resumed": True}
-        elif align_file is not None and align_file.exists():
-            model.load_state_dict(load_file(str(align_file)))
-            report.align = json.loads((ckpt_dir / "aligned.json").read_text())
+        saved_align = self._read_aligned(ckpt_dir, run_key) if ckpt_dir else None
+        if saved_align is not None:
+            report.align = saved_align
+            if not (stage3_ckpt is not None and stage3_ckpt.exists()):
+                model.load_state_dict(load_file(str(align_file)))
         else:
             report.align = aligner.run(model, X_t, y_train, align_cfg, device, self.seed, self.verbose)
             if align_file is not None:
                 atomic_save_tensors(model.state_dict(), align_file)
-                (ckpt_dir / "aligned.json").write_text(json.dumps(report.align))
+                (ckpt_dir / "aligned.json").write_text(json.dumps({"run_key": run_key, "report": report.align}))
         report.seconds["align"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         params = mode.apply(model)
         report.finetune = train_loop(
             model, params, X_t, y_train, kind.loss, cfg, device,
-            desc=f"fine-tune ({mode.name})", checkpoint=stage3_ckpt, progress=self.verbose,
+            desc=f"fine-tune ({mode.name})", checkpoint=stage3_ckpt, progress=self.verbose, run_key=run_key,
         )
         report.seconds["finetune"] = time.perf_counter() - t0
         for p in model.parameters():
             p.requires_grad_(True)
         self.report_ = report
         return self
+
+    @staticmethod
+    def _read_aligned(ckpt_dir: Path, run_key: dict) -> dict[str, Any] | None:
+        """The saved stage-2 report of this run, or ``None`` when stage 2 has not been saved yet."""
+        meta = ckpt_dir / "aligned.json"
+        if not (meta.exists() and (ckpt_dir / "aligned.safetensors").exists()):
+            return None
+        saved = json.loads(meta.read_text())
+        if saved.get("run_key") != run_key:
+            old = saved.get("run_key") or {}
+            diff = sorted(k for k in set(old) | set(run_key) if old.get(k) != run_key.get(k))
+            raise XmodalError(
+                f"checkpoint folder {ckpt_dir} holds a run with other settings (differs in {diff}); "
+                "resume with the same settings, or use another checkpoint folder"
+            )
+        return saved["report"]
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
@@ -252,7 +278,7 @@ class CrossModalEstimator:
     def evaluate(self, X: Any, y: Any, metrics: list[str] | None = None) -> dict[str, float]:
         """Metrics (default: the task's) of the model on ``(X, y)``, targets in user units."""
         self._check_fitted()
-        Xc, yc, _, _ = check_Xy(X, y, self.task_, self.spatial_dims)
+        Xc, yc, _, _ = check_Xy(X, y, self.task_, self.spatial_dims, min_classes=1)
         check_same_layout(Xc, self.model_.spec.sample_shape)
         kind = self.model_.kind
         if kind.name == "multilabel":

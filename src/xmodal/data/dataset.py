@@ -36,6 +36,15 @@ class Dataset:
     meta: dict = field(default_factory=dict)
 
     @property
+    def tabular(self) -> bool:
+        """Whether the samples are table rows (``meta`` names feature columns): scale per column."""
+        return bool(self.meta.get("feature_names")) and self.X_train.shape[1] == 1
+
+    def fit_inputs(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as the estimator should receive it: ``(N, F)`` for tabular rows, else unchanged."""
+        return X[:, 0] if self.tabular else X
+
+    @property
     def sample_shape(self) -> tuple[int, ...]:
         """Per-sample input shape ``(C, *S)``."""
         return tuple(self.X_train.shape[1:])

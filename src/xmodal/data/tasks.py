@@ -44,8 +44,13 @@ class TaskKind:
     #: Whether targets are standardised before training (regression kinds).
     standardise_targets: ClassVar[bool] = False
 
-    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    def check_targets(
+        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
+    ) -> tuple[np.ndarray, int]:
         """Validate ``y`` and return ``(canonical y, number of outputs K)``.
+
+        ``min_classes`` is the number of distinct classes classification targets need: 2 to
+        train on, 1 to score a test split.
 
         Raises :class:`XmodalError` naming the problem and its fix.
         """
@@ -105,7 +110,7 @@ def _integer_labels(y: np.ndarray, what: str) -> np.ndarray:
     )
 
 
-def _check_class_range(y: np.ndarray, what: str) -> int:
+def _check_class_range(y: np.ndarray, what: str, min_classes: int = 2) -> int:
     if y.min() < 0:
         raise XmodalError(
             f"{what} has negative label {int(y.min())}; labels must be 0..K-1 "
@@ -113,7 +118,7 @@ def _check_class_range(y: np.ndarray, what: str) -> int:
         )
     k = int(y.max()) + 1
     present = np.unique(y)
-    if present.size < 2:
+    if present.size < min_classes:
         raise XmodalError(
             f"{what} has a single class ({int(present[0])}); a classifier needs at least two classes"
         )
@@ -128,7 +133,9 @@ class Classification(TaskKind):
     default_metric = "accuracy"
     probabilistic = True
 
-    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    def check_targets(
+        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
+    ) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
@@ -138,7 +145,7 @@ class Classification(TaskKind):
                 "for several labels per sample use task='multilabel'"
             )
         y = _integer_labels(y, "y")
-        return y, _check_class_range(y, "y")
+        return y, _check_class_range(y, "y", min_classes)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out.float(), y)
@@ -158,7 +165,9 @@ class MultiLabel(TaskKind):
     default_metric = "map"
     probabilistic = True
 
-    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    def check_targets(
+        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
+    ) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if y.ndim != 2:
             raise XmodalError(f"multilabel targets must have shape (N, K) with 0/1 entries, got {y.shape}")
@@ -187,7 +196,9 @@ class Regression(TaskKind):
     default_metric = "mse"
     standardise_targets = True
 
-    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    def check_targets(
+        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
+    ) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise XmodalError(f"regression targets must be numeric, got dtype {y.dtype}")
@@ -222,12 +233,14 @@ class DenseClassification(TaskKind):
     default_metric = "accuracy"
     probabilistic = True
 
-    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    def check_targets(
+        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
+    ) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if tuple(y.shape[1:]) != tuple(spatial):
             raise _spatial_mismatch(tuple(y.shape[1:]), spatial)
         y = _integer_labels(y, "dense targets")
-        return y, _check_class_range(y, "dense targets")
+        return y, _check_class_range(y, "dense targets", min_classes)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out.float(), y)
@@ -248,7 +261,9 @@ class DenseRegression(TaskKind):
     default_metric = "rel_l2"
     standardise_targets = True
 
-    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    def check_targets(
+        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
+    ) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise XmodalError(f"dense regression targets must be numeric, got dtype {y.dtype}")

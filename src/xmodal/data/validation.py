@@ -79,9 +79,11 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
 
 
 def check_Xy(
-    X: Any, y: Any, task: str = "auto", spatial_dims: int | None = None
+    X: Any, y: Any, task: str = "auto", spatial_dims: int | None = None, min_classes: int = 2
 ) -> tuple[np.ndarray, np.ndarray, str, int]:
     """Validate a labelled set.
+
+    ``min_classes``: distinct classes classification targets need (2 to train, 1 to score).
 
     Returns:
         ``(X, y, task, K)``: ``X`` as in :func:`check_X`, ``y`` canonical for the task kind
@@ -110,7 +112,7 @@ def check_Xy(
     spatial = tuple(Xc.shape[2:])
     name = infer_task_kind(ya, spatial) if task == "auto" else task
     kind = get_task_kind(name)
-    yc, k = kind.check_targets(ya, spatial)
+    yc, k = kind.check_targets(ya, spatial, min_classes)
     return Xc, yc, name, k
 
 

@@ -75,7 +75,6 @@ def load_checkpoint(
         tensors = load_file(str(path))
     except Exception as exc:
         raise XmodalError(f"checkpoint {path} is unreadable ({exc}); delete it to start the run afresh") from exc
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
@@ -83,8 +82,15 @@ def load_checkpoint(
             state.setdefault(int(pid), {})[key] = v
     for pid, vals in meta["scalar_state"].items():
         state.setdefault(int(pid), {}).update(vals)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    scheduler.load_state_dict(meta["scheduler"])
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        scheduler.load_state_dict(meta["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise XmodalError(
+            f"checkpoint {path} does not fit this model ({str(exc).splitlines()[0]}); it was written by a run "
+            "with other settings: use another checkpoint folder, or the same settings to resume"
+        ) from exc
     torch.set_rng_state(tensors["rng.cpu"])
     if torch.cuda.is_available():
         cuda = [tensors[f"rng.cuda{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda{i}" in tensors]

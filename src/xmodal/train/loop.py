@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from xmodal.errors import XmodalError
 from xmodal.train.checkpoint import load_checkpoint, save_checkpoint
 from xmodal.train.config import TrainConfig
 from xmodal.train.optim import make_optimizer, warmup_linear_decay
@@ -52,6 +53,7 @@ def train_loop(
     checkpoint: Path | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
+    run_key: dict | None = None,
 ) -> list[dict]:
     """Minimise ``loss_fn(model_output_fn(x), y)`` over ``params`` for ``cfg.epochs`` epochs.
 
@@ -63,6 +65,8 @@ def train_loop(
         loss_fn: ``(outputs, targets) → scalar``.
         checkpoint: file to save after every epoch and resume from when it exists.
         on_epoch: called with each epoch's record ``{epoch, loss, lr, seconds}``.
+        run_key: JSON-serialisable settings stored with the checkpoint; resuming from a checkpoint
+            whose key differs raises :class:`XmodalError` instead of silently mixing two runs.
 
     Returns:
         One record per epoch run in this call (resumed epochs are not repeated).
@@ -76,6 +80,13 @@ def train_loop(
     history: list[dict] = []
     if checkpoint is not None and Path(checkpoint).exists():
         start, extra = load_checkpoint(Path(checkpoint), model, optimizer, scheduler)
+        if run_key is not None and extra.get("run_key") != run_key:
+            old = extra.get("run_key") or {}
+            diff = sorted(k for k in set(old) | set(run_key) if old.get(k) != run_key.get(k))
+            raise XmodalError(
+                f"checkpoint {checkpoint} was written by a run with other settings (differs in {diff}); "
+                "resume with the same settings, or use another checkpoint folder"
+            )
         history = list(extra.get("history", []))
     model.to(device)
     bar = tqdm(range(start, cfg.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
@@ -111,7 +122,9 @@ def train_loop(
         if on_epoch is not None:
             on_epoch(record)
         if checkpoint is not None:
-            save_checkpoint(Path(checkpoint), model, optimizer, scheduler, epoch + 1, {"history": history})
+            save_checkpoint(
+                Path(checkpoint), model, optimizer, scheduler, epoch + 1, {"history": history, "run_key": run_key}
+            )
     return history
 
 

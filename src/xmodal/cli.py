@@ -66,8 +66,11 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--warmup-ratio", type=float, default=0.1, help="fraction of steps in linear warm-up")
     t.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
     t.add_argument("--clip-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--align-epochs", type=int, default=5)
-    t.add_argument("--align-lr", type=float, default=1e-3)
+    t.add_argument("--align-epochs", type=int, default=None, help="stage-2 epochs (default: warmup 5, distances 60)")
+    t.add_argument("--align-lr", type=float, default=None, help="stage-2 learning rate (default 1e-3)")
+    t.add_argument("--align-steps", type=int, default=1, help="stage-2 optimiser steps per epoch")
+    t.add_argument("--proxy", default=None, help="source proxy: wnut16 | mnist | fashion-mnist (default: body's)")
+    t.add_argument("--source-size", type=int, default=5000, help="proxy samples embedded once and cached")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--precision", default="auto", help="auto (bf16 on CUDA) | fp32 | bf16")
@@ -81,7 +84,8 @@ def _estimator_from_args(args: argparse.Namespace, task: str) -> Any:
         spatial_dims=getattr(args, "spatial_dims", None), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, optimizer=args.optimizer, warmup_ratio=args.warmup_ratio,
         accumulate=args.accumulate, clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs,
-        align_lr=args.align_lr, seed=args.seed, device=args.device, precision=args.precision,
+        align_lr=args.align_lr, align_steps=args.align_steps, proxy=args.proxy, source_size=args.source_size,
+        seed=args.seed, device=args.device, precision=args.precision,
         verbose=not args.quiet,
     )
 
@@ -108,7 +112,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
             log.write(json.dumps({"stage": "align", **rec}) + "\n")
         for rec in est.report_.finetune:
             log.write(json.dumps({"stage": "finetune", **rec}) + "\n")
+    history = est.report_.align.get("history", [])
+    if history and "distance" in history[0]:
+        from xmodal.align.distance import save_curve
+
+        save_curve(history, str(run / "align_curve.png"), title=f"{ds.name}: stage 2 ({args.align})")
     metrics: dict[str, Any] = {"seconds": est.report_.seconds, "train_samples": len(ds.X_train)}
+    if "final_distance" in est.report_.align:
+        metrics["align"] = {k: est.report_.align[k] for k in ("objective", "proxy", "initial_distance",
+                                                              "final_distance", "stopped_early")}
     if ds.X_test is not None:
         t0 = time.perf_counter()
         metrics["test"] = est.evaluate(ds.fit_inputs(ds.X_test), ds.y_test, metrics_for(est.task_))

@@ -65,7 +65,12 @@ class CrossModalEstimator:
         spatial_dims: number of spatial axes when ``X`` has no channel axis.
         epochs, batch_size, lr, weight_decay, optimizer, warmup_ratio, accumulate,
         clip_grad_norm, seed, device, precision: stage-3 settings (:class:`xmodal.train.TrainConfig`).
-        align_epochs, align_lr: stage-2 settings (:class:`xmodal.align.AlignConfig`).
+        align_epochs, align_lr: stage-2 epochs and learning rate (``None``: the strategy's default —
+            warm-up 5 epochs at 1e-3, distance objectives 60 epochs at 1e-3).
+        proxy: source proxy for distance objectives (default: the body's own, ``wnut16``/``mnist``).
+        source_size: proxy samples embedded once and cached (default 5000, as in ORCA).
+        align_steps: optimiser steps per stage-2 epoch for distance objectives.
+        align_options: extra objective options, e.g. ``{"inner": "gaussian"}`` for OTDD.
         verbose: progress bars.
     """
 
@@ -85,8 +90,12 @@ class CrossModalEstimator:
         warmup_ratio: float = 0.1,
         accumulate: int = 1,
         clip_grad_norm: float = 1.0,
-        align_epochs: int = 5,
-        align_lr: float = 1e-3,
+        align_epochs: int | None = None,
+        align_lr: float | None = None,
+        proxy: str | None = None,
+        source_size: int = 5000,
+        align_steps: int = 1,
+        align_options: dict | None = None,
         seed: int = 0,
         device: str = "auto",
         precision: str = "auto",
@@ -108,6 +117,10 @@ class CrossModalEstimator:
         self.clip_grad_norm = clip_grad_norm
         self.align_epochs = align_epochs
         self.align_lr = align_lr
+        self.proxy = proxy
+        self.source_size = source_size
+        self.align_steps = align_steps
+        self.align_options = align_options
         self.seed = seed
         self.device = device
         self.precision = precision
@@ -117,7 +130,7 @@ class CrossModalEstimator:
     _PARAMS = (
         "task", "body", "align", "mode", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr",
         "weight_decay", "optimizer", "warmup_ratio", "accumulate", "clip_grad_norm", "align_epochs",
-        "align_lr", "seed", "device", "precision", "verbose",
+        "align_lr", "proxy", "source_size", "align_steps", "align_options", "seed", "device", "precision", "verbose",
     )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -149,7 +162,11 @@ class CrossModalEstimator:
         """
         t_start = time.perf_counter()
         cfg = self._train_config()
-        align_cfg = AlignConfig(epochs=self.align_epochs, lr=self.align_lr, batch_size=self.batch_size)
+        align_cfg = AlignConfig(
+            epochs=self.align_epochs, lr=self.align_lr, batch_size=self.batch_size, steps_per_epoch=self.align_steps,
+            proxy=self.proxy, source_size=self.source_size, precision=self.precision,
+            options=dict(self.align_options or {}),
+        )
         aligner = get_aligner(self.align)
         mode = get_mode(self.mode)
         tabular = self.spatial_dims is None and np.ndim(X) == 2
@@ -166,6 +183,7 @@ class CrossModalEstimator:
         if self.max_tokens is not None and int(self.max_tokens) < 1:
             raise XmodalError(f"max_tokens must be ≥ 1, got {self.max_tokens}")
         source = resolve_body(self.body)
+        align_cfg.body_key = body_fingerprint(source)
         if kind.dense and not FAMILIES[source.family].keeps_tokens:
             raise XmodalError(
                 f"body {source.name!r} ({source.family}) merges tokens, so it cannot make dense predictions; "
@@ -321,6 +339,16 @@ class CrossModalEstimator:
         if hasattr(self, "report_"):
             (path / "fit_report.json").write_text(json.dumps(self.report_.to_dict(), indent=1))
         return path
+
+
+def body_fingerprint(source: BodySource) -> str:
+    """Identifies a body's weights for caches: name, location, and size + mtime of its weight files."""
+    parts = [source.name, str(source.location), json.dumps(source.config, sort_keys=True)]
+    if source.location and Path(source.location).is_dir():
+        for f in sorted(Path(source.location).glob("*.safetensors")) + sorted(Path(source.location).glob("*.bin")):
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    return "|".join(parts)
 
 
 def load(path: str | Path, device: str | None = None) -> CrossModalEstimator:

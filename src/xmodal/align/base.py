@@ -8,7 +8,7 @@ New objectives (OTDD, MMD, MoNA, …) register here with :func:`register_aligner
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -21,23 +21,47 @@ __all__ = ["AlignConfig", "Aligner", "ALIGNERS", "register_aligner", "get_aligne
 
 @dataclass
 class AlignConfig:
-    """Stage-2 settings.
+    """Stage-2 settings. ``None`` means "the strategy's own default" (see each :class:`Aligner`).
 
     Attributes:
-        epochs: passes over the target data (ORCA's OTDD stage uses 60).
-        lr: learning rate of the embedder optimiser.
-        batch_size: target samples per step.
+        epochs: stage-2 epochs (warm-up: 5; distance objectives: 60, as in ORCA's appendix A.3.4).
+        lr: learning rate of the embedder optimiser (warm-up: 1e-3; distance objectives: 1e-3).
+        batch_size: target samples per step (warm-up) or per class-wise subsample (distances).
+        steps_per_epoch: optimiser steps per epoch for distance objectives.
+        proxy: source proxy name (default: the body's own, e.g. ``wnut16`` for language bodies).
+        source_size: proxy samples embedded once and cached (ORCA: 5000).
+        patience: stop when the logged distance has not improved by 1 % for this many epochs
+            (``0`` disables early stopping).
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (as in stage 3).
+        body_key: identifies the body's weights in the source-feature cache (set by the estimator).
+        options: extra keyword options for the objective (e.g. ``{"inner": "gaussian"}`` for OTDD).
     """
 
-    epochs: int = 5
-    lr: float = 1e-3
+    epochs: int | None = None
+    lr: float | None = None
     batch_size: int = 16
+    steps_per_epoch: int = 1
+    proxy: str | None = None
+    source_size: int = 5000
+    patience: int = 10
+    precision: str = "auto"
+    body_key: str = ""
+    options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:
+        bad = (
+            (self.epochs is not None and self.epochs < 0)
+            or (self.lr is not None and self.lr <= 0)
+            or self.batch_size < 1
+            or self.steps_per_epoch < 1
+            or self.source_size < 2
+            or self.patience < 0
+        )
+        if bad:
             raise XmodalError(
                 f"alignment settings out of range (epochs={self.epochs} ≥ 0, lr={self.lr} > 0, "
-                f"batch_size={self.batch_size} ≥ 1 required)"
+                f"batch_size={self.batch_size} ≥ 1, steps_per_epoch={self.steps_per_epoch} ≥ 1, "
+                f"source_size={self.source_size} ≥ 2, patience={self.patience} ≥ 0 required)"
             )
 
     def to_dict(self) -> dict:

@@ -55,7 +55,12 @@ class EmbedderWarmup(Aligner):
             p.requires_grad_(id(p) in ids)
         try:
             tcfg = TrainConfig(
-                epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, warmup_ratio=0.0, seed=seed + 7919
+                epochs=5 if cfg.epochs is None else cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=1e-3 if cfg.lr is None else cfg.lr,
+                warmup_ratio=0.0,
+                seed=seed + 7919,
+                precision=cfg.precision,
             )
             history = train_loop(
                 model, trainable, X, y, model.kind.loss, tcfg, device, desc="align (warm-up)", progress=progress

@@ -1,6 +1,19 @@
-"""Stage 2: distances between feature sets and the strategies that minimise them."""
+"""Stage 2: distances between feature sets and the strategies that minimise them.
 
-from xmodal.align import warmup  # noqa: F401  (registers 'none' and 'warmup')
+Objectives (pure distances on ``(n, D)`` features): :mod:`~xmodal.align.otdd`, :mod:`~xmodal.align.mmd`,
+:mod:`~xmodal.align.euclidean`, :mod:`~xmodal.align.transrate`. Strategies (what stage 2 trains):
+:mod:`~xmodal.align.warmup` (``none``, ``warmup``) and :mod:`~xmodal.align.distance` (one per objective).
+"""
+
+import importlib.util
+
+from xmodal.align import distance, euclidean, mmd, transrate, warmup  # noqa: F401  (registration)
 from xmodal.align.base import ALIGNERS, AlignConfig, Aligner, get_aligner, register_aligner
+from xmodal.align.objectives import OBJECTIVES, Objective, get_objective
 
-__all__ = ["ALIGNERS", "AlignConfig", "Aligner", "get_aligner", "register_aligner"]
+if importlib.util.find_spec("xmodal.align.otdd") is not None:
+    from xmodal.align import otdd  # noqa: F401
+
+__all__ = [
+    "ALIGNERS", "AlignConfig", "Aligner", "get_aligner", "register_aligner", "OBJECTIVES", "Objective", "get_objective",
+]

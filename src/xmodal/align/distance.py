@@ -62,6 +62,8 @@ class DistanceAligner(Aligner):
     objective: ClassVar[str]
     default_epochs: ClassVar[int] = 60
     default_lr: ClassVar[float] = 1e-3
+    #: objective options used unless the run overrides them
+    default_options: ClassVar[dict] = {}
 
     def run(
         self,
@@ -81,7 +83,7 @@ class DistanceAligner(Aligner):
         t_source = time.perf_counter() - t0
         Xs, ys = Xs.to(device), ys.to(device)
         labels = target_labels(model, y, k_source, seed)
-        objective = get_objective(self.objective)(Xs, ys, **cfg.options)
+        objective = get_objective(self.objective)(Xs, ys, **{**self.default_options, **cfg.options})
         epochs = self.default_epochs if cfg.epochs is None else cfg.epochs
         lr = self.default_lr if cfg.lr is None else cfg.lr
         model.to(device)
@@ -139,9 +141,9 @@ class DistanceAligner(Aligner):
         }
 
 
-def _make(name: str, objective: str, doc: str) -> type[DistanceAligner]:
+def _make(name: str, objective: str, doc: str, options: dict | None = None) -> type[DistanceAligner]:
     cls = type(f"{objective.title()}Aligner", (DistanceAligner,), {
-        "name": name, "objective": objective, "description": doc, "__doc__": doc,
+        "name": name, "objective": objective, "description": doc, "__doc__": doc, "default_options": options or {},
     })
     return register_aligner(cls)
 
@@ -149,7 +151,10 @@ def _make(name: str, objective: str, doc: str) -> type[DistanceAligner]:
 OTDDAligner = _make("otdd", "otdd", "ORCA: minimise the OTDD between embedded target and source-proxy data")
 MMDAligner = _make("mmd", "mmd", "minimise the multi-bandwidth Gaussian MMD to the source-proxy features")
 EuclideanAligner = _make("euclidean", "euclidean", "minimise the pairwise Euclidean distance to the proxy features")
-TransRateAligner = _make("transrate", "transrate", "maximise TransRate of the embedded target features")
+# TransRate grows without bound when features are scaled up; normalising rows makes it a usable loss
+TransRateAligner = _make(
+    "transrate", "transrate", "maximise TransRate of the embedded target features", {"normalize": True}
+)
 
 
 def save_curve(history: list[dict], path: str, title: str = "stage 2") -> None:

@@ -5,14 +5,9 @@ Objectives (pure distances on ``(n, D)`` features): :mod:`~xmodal.align.otdd`, :
 :mod:`~xmodal.align.warmup` (``none``, ``warmup``) and :mod:`~xmodal.align.distance` (one per objective).
 """
 
-import importlib.util
-
-from xmodal.align import distance, euclidean, mmd, transrate, warmup  # noqa: F401  (registration)
+from xmodal.align import distance, euclidean, mmd, otdd, transrate, warmup  # noqa: F401  (registration)
 from xmodal.align.base import ALIGNERS, AlignConfig, Aligner, get_aligner, register_aligner
 from xmodal.align.objectives import OBJECTIVES, Objective, get_objective
-
-if importlib.util.find_spec("xmodal.align.otdd") is not None:
-    from xmodal.align import otdd  # noqa: F401
 
 __all__ = [
     "ALIGNERS", "AlignConfig", "Aligner", "get_aligner", "register_aligner", "OBJECTIVES", "Objective", "get_objective",

@@ -114,7 +114,7 @@ class DistanceAligner(Aligner):
                     opt.step()
                 sched.step()
                 value = objective.value(embed_features(model, X, device), labels_dev)
-                history.append({"epoch": epoch + 1, "distance": value, "loss": float(loss),
+                history.append({"epoch": epoch + 1, "distance": value, "loss": float(loss.detach()),
                                 "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - te})
                 bar.set_postfix(distance=f"{value:.4g}")
                 if value < best - 0.01 * abs(best):  # a 1 % improvement resets the patience
@@ -149,7 +149,11 @@ def _make(name: str, objective: str, doc: str, options: dict | None = None) -> t
 
 
 OTDDAligner = _make("otdd", "otdd", "ORCA: minimise the OTDD between embedded target and source-proxy data")
-MMDAligner = _make("mmd", "mmd", "minimise the multi-bandwidth Gaussian MMD to the source-proxy features")
+# wide bandwidths too: a freshly built embedder sits far from the proxy, where narrow kernels give no gradient
+MMDAligner = _make(
+    "mmd", "mmd", "minimise the multi-bandwidth Gaussian MMD to the source-proxy features",
+    {"scales": (0.25, 0.5, 1.0, 2.0, 4.0, 16.0, 64.0)},
+)
 EuclideanAligner = _make("euclidean", "euclidean", "minimise the pairwise Euclidean distance to the proxy features")
 # TransRate grows without bound when features are scaled up; normalising rows makes it a usable loss
 TransRateAligner = _make(

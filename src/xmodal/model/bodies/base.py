@@ -69,6 +69,14 @@ class Body(nn.Module):
     in_width: int
     out_width: int
     max_tokens: int
+    #: proxy of the pretraining data used by stage-2 distance objectives
+    default_proxy: ClassVar[str] = "wnut16"
+    #: folder or hub id the weights (and tokenizer) came from; set by :func:`build_body`
+    location: str | None = None
+
+    def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
+        """The body's own pretrained embedding of a proxy, token-mean-pooled: ``(n, in_width)``."""
+        raise XmodalError(f"body family {self.family!r} cannot embed source proxies")
 
     def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
         """``(N, T, in_width)`` tokens laid out on ``grid`` → ``(N, T', out_width)`` features."""
@@ -217,7 +225,9 @@ def build_body(source: BodySource, pretrained: bool = True) -> Body:
                 f"cannot load the weights of body {source.name!r} from {source.location} ({exc}); "
                 f"they come from {source.provider or 'the Hugging Face hub'}"
             ) from exc
-    return cls(model)
+    body = cls(model)
+    body.location = source.location
+    return body
 
 
 def _config_from_dict(d: dict) -> Any:

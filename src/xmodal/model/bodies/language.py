@@ -8,9 +8,12 @@ body's embedding LayerNorm.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from xmodal.errors import XmodalError
 from xmodal.model.bodies.base import Body, register_family
 
 # model types whose position ids start after the padding index (fairseq convention)
@@ -43,6 +46,7 @@ class LanguageBody(Body):
         # kept out of the state dict: only used to initialise the embedder
         self._pretrained_position = pos
         self._pretrained_norm = [emb.LayerNorm] if hasattr(emb, "LayerNorm") else []
+        self._source_embeddings = [emb]  # a list keeps it out of the state dict
         model.embeddings = _PassThrough()
         if getattr(model, "pooler", None) is not None:
             model.pooler = None
@@ -54,6 +58,32 @@ class LanguageBody(Body):
 
     def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
         return self._pretrained_position
+
+    @torch.no_grad()
+    def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
+        """Sentences → tokenizer → the body's original embedding layer → mask-weighted mean: ``(n, D)``."""
+        if proxy.modality != "text":
+            raise XmodalError(f"a language body embeds text proxies; {proxy.name!r} is {proxy.modality}")
+        if self.location is None:
+            raise XmodalError(
+                "source features need a pretrained language body with a tokenizer (e.g. 'minilm-l6'); "
+                "a config-only body has none"
+            )
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self.location)
+        emb = self._source_embeddings[0]
+        device = next(self.parameters()).device
+        emb.to(device).eval()
+        out = []
+        for i in range(0, len(proxy.inputs), batch_size):
+            enc = tok(proxy.inputs[i : i + batch_size], is_split_into_words=True, truncation=True,
+                      max_length=self.max_tokens, padding=True, return_tensors="pt").to(device)
+            kw = {"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}
+            h = emb(input_ids=enc["input_ids"], **kw)
+            mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            out.append(((h * mask).sum(1) / mask.sum(1)).float().cpu())
+        return torch.cat(out)
 
     def embedding_norm(self) -> nn.LayerNorm | None:
         return self._pretrained_norm[0] if self._pretrained_norm else None

@@ -8,12 +8,36 @@ position biases, so only its patch-embedding LayerNorm seeds the embedder's.
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from xmodal.errors import XmodalError
 from xmodal.model.bodies.base import Body, register_family
+
+
+@torch.no_grad()
+def _image_features(body: Body, proxy: Any, batch_size: int, drop_first: int) -> torch.Tensor:
+    """Proxy images → the body's original patch embedding → mean over patch tokens: ``(n, D)``."""
+    if proxy.modality != "image":
+        raise XmodalError(f"a vision body embeds image proxies; {proxy.name!r} is {proxy.modality}")
+    cfg = body.model.config
+    emb = body._source_embeddings[0]
+    device = next(body.parameters()).device
+    emb.to(device).eval()
+    out = []
+    for i in range(0, len(proxy.inputs), batch_size):
+        x = torch.as_tensor(np.asarray(proxy.inputs[i : i + batch_size]), dtype=torch.float32, device=device)
+        x = F.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear", align_corners=False)
+        if x.shape[1] != cfg.num_channels:
+            x = x.mean(1, keepdim=True).expand(-1, cfg.num_channels, -1, -1)
+        h = emb(x)
+        h = h[0] if isinstance(h, tuple) else h
+        out.append(h[:, drop_first:].mean(1).float().cpu())
+    return torch.cat(out)
 
 
 def _square_grid(t: int) -> tuple[int, int]:
@@ -33,11 +57,17 @@ class ViTBody(Body):
         n_patches = (cfg.image_size // cfg.patch_size) ** 2
         self._pretrained_position = pos[-n_patches:].clone()  # drop the CLS (and register) rows
         self._side = cfg.image_size // cfg.patch_size
+        self._source_embeddings = [model.embeddings]  # a list keeps it out of the state dict
         model.embeddings = nn.Identity()
         if getattr(model, "pooler", None) is not None:
             model.pooler = None
         self.in_width = self.out_width = int(cfg.hidden_size)
         self.max_tokens = int(n_patches)
+
+    default_proxy = "mnist"
+
+    def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
+        return _image_features(self, proxy, batch_size, drop_first=1)  # drop CLS
 
     def _blocks(self) -> nn.ModuleList:
         layers = getattr(self.model, "layers", None)
@@ -69,11 +99,16 @@ class SwinBody(Body):
     """
 
     keeps_tokens = False
+    default_proxy = "mnist"
+
+    def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
+        return _image_features(self, proxy, batch_size, drop_first=0)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
         cfg = model.config
         self._pretrained_norm = [model.embeddings.norm] if hasattr(model.embeddings, "norm") else []
+        self._source_embeddings = [model.embeddings]
         model.embeddings = nn.Identity()
         if getattr(model, "pooler", None) is not None:
             model.pooler = None

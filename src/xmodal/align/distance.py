@@ -148,7 +148,13 @@ def _make(name: str, objective: str, doc: str, options: dict | None = None) -> t
     return register_aligner(cls)
 
 
-OTDDAligner = _make("otdd", "otdd", "ORCA: minimise the OTDD between embedded target and source-proxy data")
+# Gaussian (Bures) label distances for the training objective: on GunPoint × WNUT-16 (2394 × 384-d)
+# one value took 0.24 s and one loss+backward 0.24 s, against 2.9 s and 8.5 s with exact inner OT
+# (whose source precompute took minutes on 2 CPU cores); the exact mode stays one option away:
+# align_options={"inner": "exact"}.
+OTDDAligner = _make(
+    "otdd", "otdd", "ORCA: minimise the OTDD between embedded target and source-proxy data", {"inner": "gaussian"}
+)
 # wide bandwidths too: a freshly built embedder sits far from the proxy, where narrow kernels give no gradient
 MMDAligner = _make(
     "mmd", "mmd", "minimise the multi-bandwidth Gaussian MMD to the source-proxy features",

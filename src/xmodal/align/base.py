@@ -27,7 +27,9 @@ class AlignConfig:
         epochs: stage-2 epochs (warm-up: 5; distance objectives: 60, as in ORCA's appendix A.3.4).
         lr: learning rate of the embedder optimiser (warm-up: 1e-3; distance objectives: 1e-3).
         batch_size: target samples per step (warm-up) or per class-wise subsample (distances).
-        steps_per_epoch: optimiser steps per epoch for distance objectives.
+        steps_per_epoch: optimiser steps per epoch for distance objectives (default 4: on GunPoint the
+            OTDD fell 136 → 37.6 in 60 epochs with 4 steps vs 136 → 93.5 with the reference's 1, and test
+            accuracy rose 0.647 → 0.800; `benchmarks/align_vs_none.py --align-steps 1|4`).
         proxy: source proxy name (default: the body's own, e.g. ``wnut16`` for language bodies).
         source_size: proxy samples embedded once and cached (ORCA: 5000).
         patience: stop when the logged distance has not improved by 1 % for this many epochs
@@ -40,7 +42,7 @@ class AlignConfig:
     epochs: int | None = None
     lr: float | None = None
     batch_size: int = 16
-    steps_per_epoch: int = 1
+    steps_per_epoch: int = 4
     proxy: str | None = None
     source_size: int = 5000
     patience: int = 10

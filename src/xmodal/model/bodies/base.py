@@ -71,11 +71,17 @@ class Body(nn.Module):
     max_tokens: int
     #: proxy of the pretraining data used by stage-2 distance objectives
     default_proxy: ClassVar[str] = "wnut16"
-    #: folder or hub id the weights (and tokenizer) came from; set by :func:`build_body`
+    #: folder or hub id the weights came from; set by :func:`build_body` (``None``: config-only body)
     location: str | None = None
+    #: where ``AutoTokenizer`` finds the body's tokenizer (language bodies' source features); set by :func:`build_body`
+    tokenizer_location: str | None = None
 
     def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
-        """The body's own pretrained embedding of a proxy, token-mean-pooled: ``(n, in_width)``."""
+        """The body's own pretrained embedding of a proxy, token-mean-pooled: ``(n, in_width)`` float32.
+
+        ``proxy`` is a :class:`xmodal.data.proxies.ProxySet`. Families override this; the base
+        class raises :class:`XmodalError`.
+        """
         raise XmodalError(f"body family {self.family!r} cannot embed source proxies")
 
     def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
@@ -226,7 +232,7 @@ def build_body(source: BodySource, pretrained: bool = True) -> Body:
                 f"they come from {source.provider or 'the Hugging Face hub'}"
             ) from exc
     body = cls(model)
-    body.location = source.location
+    body.location = body.tokenizer_location = source.location
     return body
 
 

@@ -18,6 +18,8 @@ from xmodal.model.bodies.base import Body, register_family
 
 # model types whose position ids start after the padding index (fairseq convention)
 _OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "mpnet", "xlm-roberta-xl", "data2vec-text"}
+# model types whose tokenizer is byte-level BPE (GPT-2 style)
+_BYTE_BPE_TYPES = {"roberta", "data2vec-text"}
 
 
 class _PassThrough(nn.Module):
@@ -59,30 +61,55 @@ class LanguageBody(Body):
     def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
         return self._pretrained_position
 
-    @torch.no_grad()
-    def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
-        """Sentences → tokenizer → the body's original embedding layer → mask-weighted mean: ``(n, D)``."""
-        if proxy.modality != "text":
-            raise XmodalError(f"a language body embeds text proxies; {proxy.name!r} is {proxy.modality}")
-        if self.location is None:
+    def _tokenizer(self) -> Any:
+        """The body's tokenizer, loaded once from :attr:`tokenizer_location` (offline when it is a folder)."""
+        cached = self.__dict__.get("_source_tokenizer")
+        if cached is not None:
+            return cached
+        if self.tokenizer_location is None:
             raise XmodalError(
                 "source features need a pretrained language body with a tokenizer (e.g. 'minilm-l6'); "
-                "a config-only body has none"
+                "this body was built from a config only and has none"
             )
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(self.location)
+        # byte-level BPE (RoBERTa) needs add_prefix_space=True for pre-split words
+        kw = {"add_prefix_space": True} if self.model.config.model_type in _BYTE_BPE_TYPES else {}
+        try:
+            tok = AutoTokenizer.from_pretrained(self.tokenizer_location, **kw)
+        except Exception as exc:
+            raise XmodalError(
+                f"source features need the body's tokenizer, which cannot be loaded from "
+                f"{self.tokenizer_location} ({type(exc).__name__}: {exc})"
+            ) from exc
+        self.__dict__["_source_tokenizer"] = tok  # a plain attribute, not a module or buffer
+        return tok
+
+    @torch.no_grad()
+    def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
+        """Sentences → tokenizer → the body's original embedding layer → mask-weighted mean: ``(n, D)``.
+
+        The embedding layer is the pretrained one (word + position + token-type embeddings and
+        LayerNorm), kept aside when the body was built; words are pre-split, truncated to
+        :attr:`max_tokens` sub-word tokens including the special ones.
+        """
+        if proxy.modality != "text":
+            raise XmodalError(f"a language body embeds text proxies; {proxy.name!r} is {proxy.modality}")
+        tok = self._tokenizer()
         emb = self._source_embeddings[0]
         device = next(self.parameters()).device
         emb.to(device).eval()
         out = []
         for i in range(0, len(proxy.inputs), batch_size):
-            enc = tok(proxy.inputs[i : i + batch_size], is_split_into_words=True, truncation=True,
-                      max_length=self.max_tokens, padding=True, return_tensors="pt").to(device)
+            words = [list(map(str, s)) for s in proxy.inputs[i : i + batch_size]]
+            enc = tok(words, is_split_into_words=True, truncation=True, max_length=self.max_tokens,
+                      padding=True, return_tensors="pt").to(device)
             kw = {"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}
             h = emb(input_ids=enc["input_ids"], **kw)
             mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            out.append(((h * mask).sum(1) / mask.sum(1)).float().cpu())
+            out.append(((h * mask).sum(1) / mask.sum(1).clamp_min(1)).float().cpu())
+        if not out:
+            return torch.zeros(0, self.in_width)
         return torch.cat(out)
 
     def embedding_norm(self) -> nn.LayerNorm | None:

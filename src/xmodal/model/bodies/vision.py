@@ -19,24 +19,43 @@ from xmodal.errors import XmodalError
 from xmodal.model.bodies.base import Body, register_family
 
 
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+
+
 @torch.no_grad()
-def _image_features(body: Body, proxy: Any, batch_size: int, drop_first: int) -> torch.Tensor:
-    """Proxy images → the body's original patch embedding → mean over patch tokens: ``(n, D)``."""
+def _image_features(body: Body, proxy: Any, batch_size: int, prefix_tokens: bool) -> torch.Tensor:
+    """Proxy images → the body's original patch embedding → mean over patch tokens: ``(n, D)``.
+
+    Images are resized (bilinear) to the config's ``image_size``; gray images are repeated to the
+    config's ``num_channels`` (colour images averaged when the model takes one channel). With
+    ``prefix_tokens`` the tokens before the patch tokens (CLS, distillation, registers) are dropped.
+    """
     if proxy.modality != "image":
         raise XmodalError(f"a vision body embeds image proxies; {proxy.name!r} is {proxy.modality}")
     cfg = body.model.config
+    size = _pair(cfg.image_size)
+    patch = _pair(cfg.patch_size)
+    n_patches = (size[0] // patch[0]) * (size[1] // patch[1])
     emb = body._source_embeddings[0]
     device = next(body.parameters()).device
     emb.to(device).eval()
     out = []
     for i in range(0, len(proxy.inputs), batch_size):
         x = torch.as_tensor(np.asarray(proxy.inputs[i : i + batch_size]), dtype=torch.float32, device=device)
-        x = F.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear", align_corners=False)
+        if x.ndim != 4:
+            raise XmodalError(f"image proxy {proxy.name!r} must be (N, C, H, W); got a batch of shape {tuple(x.shape)}")
+        if tuple(x.shape[2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         if x.shape[1] != cfg.num_channels:
             x = x.mean(1, keepdim=True).expand(-1, cfg.num_channels, -1, -1)
         h = emb(x)
         h = h[0] if isinstance(h, tuple) else h
-        out.append(h[:, drop_first:].mean(1).float().cpu())
+        if prefix_tokens:
+            h = h[:, max(h.shape[1] - n_patches, 0) :]
+        out.append(h.mean(1).float().cpu())
+    if not out:
+        return torch.zeros(0, body.in_width)
     return torch.cat(out)
 
 
@@ -67,7 +86,7 @@ class ViTBody(Body):
     default_proxy = "mnist"
 
     def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
-        return _image_features(self, proxy, batch_size, drop_first=1)  # drop CLS
+        return _image_features(self, proxy, batch_size, prefix_tokens=True)  # patches + position, no CLS
 
     def _blocks(self) -> nn.ModuleList:
         layers = getattr(self.model, "layers", None)
@@ -102,7 +121,7 @@ class SwinBody(Body):
     default_proxy = "mnist"
 
     def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
-        return _image_features(self, proxy, batch_size, drop_first=0)
+        return _image_features(self, proxy, batch_size, prefix_tokens=False)  # patch tokens (+ norm)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)

@@ -8,6 +8,8 @@ New objectives (OTDD, MMD, MoNA, …) register here with :func:`register_aligner
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -16,7 +18,7 @@ import torch
 from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
 
-__all__ = ["AlignConfig", "Aligner", "ALIGNERS", "register_aligner", "get_aligner"]
+__all__ = ["AlignConfig", "Aligner", "ALIGNERS", "register_aligner", "get_aligner", "train_only"]
 
 
 @dataclass
@@ -88,6 +90,20 @@ class Aligner:
     ) -> dict[str, Any]:
         """Align ``model`` on target inputs ``X`` ``(N, C, *S)`` and targets ``y`` (training units)."""
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def train_only(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """Inside the block only ``params`` require gradients; every flag is restored on exit."""
+    saved = {id(p): p.requires_grad for p in model.parameters()}
+    keep = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    try:
+        yield
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(saved[id(p)])
 
 
 ALIGNERS: dict[str, Aligner] = {}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from xmodal.align.base import AlignConfig, Aligner, register_aligner
+from xmodal.align.base import AlignConfig, Aligner, register_aligner, train_only
 from xmodal.align.objectives import get_objective
 from xmodal.model.assembly import CrossModalModel
 from xmodal.train.loop import autocast
@@ -88,11 +88,6 @@ class DistanceAligner(Aligner):
         lr = self.default_lr if cfg.lr is None else cfg.lr
         model.to(device)
         params = list(model.embedder.parameters())
-        saved = {id(p): p.requires_grad for p in model.parameters()}
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for p in params:
-            p.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.2)
         gen = torch.Generator().manual_seed(seed + 104729)
@@ -101,7 +96,7 @@ class DistanceAligner(Aligner):
         best, stale = history[0]["distance"], 0
         model.embedder.train()
         bar = tqdm(range(epochs), desc=f"align ({self.name})", unit="epoch", disable=not progress, leave=False)
-        try:
+        with train_only(model, params):
             for epoch in bar:
                 te = time.perf_counter()
                 for _ in range(cfg.steps_per_epoch):
@@ -123,9 +118,6 @@ class DistanceAligner(Aligner):
                     stale += 1
                 if cfg.patience and stale >= cfg.patience:
                     break
-        finally:
-            for p in model.parameters():
-                p.requires_grad_(saved[id(p)])
         return {
             "objective": self.objective,
             "proxy": proxy,

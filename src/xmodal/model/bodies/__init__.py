@@ -6,9 +6,12 @@ from xmodal.model.bodies.base import (
     NAMED_BODIES,
     Body,
     BodySource,
+    SourceTokens,
     body_from_config,
     build_body,
     resolve_body,
 )
 
-__all__ = ["FAMILIES", "NAMED_BODIES", "Body", "BodySource", "body_from_config", "build_body", "resolve_body"]
+__all__ = [
+    "FAMILIES", "NAMED_BODIES", "Body", "BodySource", "SourceTokens", "body_from_config", "build_body", "resolve_body",
+]

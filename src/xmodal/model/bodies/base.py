@@ -22,6 +22,7 @@ from xmodal.errors import XmodalError
 __all__ = [
     "Body",
     "BodySource",
+    "SourceTokens",
     "FAMILIES",
     "NAMED_BODIES",
     "register_family",
@@ -84,9 +85,26 @@ class Body(nn.Module):
         """
         raise XmodalError(f"body family {self.family!r} cannot embed source proxies")
 
-    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
-        """``(N, T, in_width)`` tokens laid out on ``grid`` → ``(N, T', out_width)`` features."""
+    def source_tokens(self, proxy: Any, batch_size: int = 64, max_length: int | None = None) -> SourceTokens:
+        """The body's own pretrained embedding of a proxy, token by token (the input MoNA's source path
+        feeds to the body). Families override this; the base class raises :class:`XmodalError`."""
+        raise XmodalError(f"body family {self.family!r} cannot embed source proxies")
+
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...], mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, T, in_width)`` tokens laid out on ``grid`` → ``(N, T', out_width)`` features.
+
+        ``mask`` ``(N, T)`` (1 = real token) marks padding for families that can attend around it
+        (language bodies); the others ignore it (their source tokens are never padded)."""
         raise NotImplementedError
+
+    def encode_source(self, src: SourceTokens) -> torch.Tensor:
+        """Pooled body features ``(N, out_width)`` of source tokens: the body's output averaged over the
+        real tokens (all output tokens for bodies that merge tokens)."""
+        out = self(src.tokens, src.grid, src.mask)
+        if src.mask is None or not self.keeps_tokens:
+            return out.mean(1)
+        m = src.mask.to(out.dtype).unsqueeze(-1)
+        return (out * m).sum(1) / m.sum(1).clamp_min(1.0)
 
     def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
         """The body's own positional embedding for ``grid``, ``(T, in_width)``, if it has one."""
@@ -105,6 +123,32 @@ class Body(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         """The ``transformers`` config of the underlying model, JSON-serialisable."""
         return self.model.config.to_dict()
+
+
+@dataclass
+class SourceTokens:
+    """Source-proxy samples embedded by the body's own pretrained input layer.
+
+    Attributes:
+        tokens: ``(N, T, in_width)`` float32.
+        mask: ``(N, T)`` int64, 1 for real tokens and 0 for padding; ``None`` when nothing is padded.
+        grid: the token layout passed to :meth:`Body.forward` (e.g. ``(T,)`` or ``(H, W)``).
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor | None
+    grid: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def select(self, index: torch.Tensor) -> SourceTokens:
+        """The rows at ``index``, on the tokens' device."""
+        index = index.to(self.tokens.device)
+        return SourceTokens(self.tokens[index], None if self.mask is None else self.mask[index], self.grid)
+
+    def to(self, device: torch.device | str) -> SourceTokens:
+        return SourceTokens(self.tokens.to(device), None if self.mask is None else self.mask.to(device), self.grid)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from xmodal.errors import XmodalError
-from xmodal.model.bodies.base import Body, register_family
+from xmodal.model.bodies.base import Body, SourceTokens, register_family
 
 # model types whose position ids start after the padding index (fairseq convention)
 _OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "mpnet", "xlm-roberta-xl", "data2vec-text"}
@@ -55,8 +56,10 @@ class LanguageBody(Body):
         self.in_width = self.out_width = int(cfg.hidden_size)
         self.max_tokens = int(pos.shape[0])
 
-    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
-        return self.model(inputs_embeds=tokens).last_hidden_state
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...], mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return self.model(inputs_embeds=tokens).last_hidden_state
+        return self.model(inputs_embeds=tokens, attention_mask=mask.long()).last_hidden_state
 
     def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
         return self._pretrained_position
@@ -85,6 +88,34 @@ class LanguageBody(Body):
         self.__dict__["_source_tokenizer"] = tok  # a plain attribute, not a module or buffer
         return tok
 
+    def _embed_words(self, sentences: list, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-split sentences → (tokens ``(b, T, D)``, attention mask ``(b, T)``) by the pretrained embedding."""
+        tok = self._tokenizer()
+        emb = self._source_embeddings[0]
+        device = next(self.parameters()).device
+        emb.to(device).eval()
+        words = [list(map(str, s)) for s in sentences]
+        enc = tok(words, is_split_into_words=True, truncation=True, max_length=max_length,
+                  padding=True, return_tensors="pt").to(device)
+        kw = {"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}
+        return emb(input_ids=enc["input_ids"], **kw), enc["attention_mask"]
+
+    @torch.no_grad()
+    def source_tokens(self, proxy: Any, batch_size: int = 64, max_length: int | None = None) -> SourceTokens:
+        """Sentences → tokenizer → pretrained embedding layer: tokens ``(n, T, D)`` right-padded to the
+        longest sentence (at most ``max_length`` sub-word tokens, default :attr:`max_tokens`) and a mask."""
+        if proxy.modality != "text":
+            raise XmodalError(f"a language body embeds text proxies; {proxy.name!r} is {proxy.modality}")
+        length = min(int(max_length or self.max_tokens), self.max_tokens)
+        parts = [self._embed_words(proxy.inputs[i : i + batch_size], length)
+                 for i in range(0, len(proxy.inputs), batch_size)]
+        if not parts:
+            raise XmodalError(f"proxy {proxy.name!r} is empty")
+        T = max(h.shape[1] for h, _ in parts)
+        tokens = torch.cat([F.pad(h.float(), (0, 0, 0, T - h.shape[1])) for h, _ in parts])
+        mask = torch.cat([F.pad(m, (0, T - m.shape[1])) for _, m in parts])
+        return SourceTokens(tokens, mask, (T,))
+
     @torch.no_grad()
     def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
         """Sentences → tokenizer → the body's original embedding layer → mask-weighted mean: ``(n, D)``.
@@ -95,18 +126,10 @@ class LanguageBody(Body):
         """
         if proxy.modality != "text":
             raise XmodalError(f"a language body embeds text proxies; {proxy.name!r} is {proxy.modality}")
-        tok = self._tokenizer()
-        emb = self._source_embeddings[0]
-        device = next(self.parameters()).device
-        emb.to(device).eval()
         out = []
         for i in range(0, len(proxy.inputs), batch_size):
-            words = [list(map(str, s)) for s in proxy.inputs[i : i + batch_size]]
-            enc = tok(words, is_split_into_words=True, truncation=True, max_length=self.max_tokens,
-                      padding=True, return_tensors="pt").to(device)
-            kw = {"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}
-            h = emb(input_ids=enc["input_ids"], **kw)
-            mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            h, m = self._embed_words(proxy.inputs[i : i + batch_size], self.max_tokens)
+            mask = m.unsqueeze(-1).to(h.dtype)
             out.append(((h * mask).sum(1) / mask.sum(1).clamp_min(1)).float().cpu())
         if not out:
             return torch.zeros(0, self.in_width)

@@ -16,11 +16,43 @@ from torch import nn
 from torch.nn import functional as F
 
 from xmodal.errors import XmodalError
-from xmodal.model.bodies.base import Body, register_family
+from xmodal.model.bodies.base import Body, SourceTokens, register_family
 
 
 def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+
+
+@torch.no_grad()
+def _image_tokens(body: Body, proxy: Any, batch_size: int, prefix_tokens: bool) -> SourceTokens:
+    """Proxy images → the body's original patch embedding: tokens ``(n, T, D)`` on the patch grid
+    (prefix tokens dropped, as in :func:`_image_features`)."""
+    if proxy.modality != "image":
+        raise XmodalError(f"a vision body embeds image proxies; {proxy.name!r} is {proxy.modality}")
+    cfg = body.model.config
+    size = _pair(cfg.image_size)
+    patch = _pair(cfg.patch_size)
+    grid = (size[0] // patch[0], size[1] // patch[1])
+    emb = body._source_embeddings[0]
+    device = next(body.parameters()).device
+    emb.to(device).eval()
+    out = []
+    for i in range(0, len(proxy.inputs), batch_size):
+        x = torch.as_tensor(np.asarray(proxy.inputs[i : i + batch_size]), dtype=torch.float32, device=device)
+        if x.ndim != 4:
+            raise XmodalError(f"image proxy {proxy.name!r} must be (N, C, H, W); got a batch of shape {tuple(x.shape)}")
+        if tuple(x.shape[2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if x.shape[1] != cfg.num_channels:
+            x = x.mean(1, keepdim=True).expand(-1, cfg.num_channels, -1, -1)
+        h = emb(x)
+        h = h[0] if isinstance(h, tuple) else h
+        if prefix_tokens:
+            h = h[:, max(h.shape[1] - grid[0] * grid[1], 0) :]
+        out.append(h.float())
+    if not out:
+        raise XmodalError(f"proxy {proxy.name!r} is empty")
+    return SourceTokens(torch.cat(out), None, grid)
 
 
 @torch.no_grad()
@@ -88,11 +120,14 @@ class ViTBody(Body):
     def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
         return _image_features(self, proxy, batch_size, prefix_tokens=True)  # patches + position, no CLS
 
+    def source_tokens(self, proxy: Any, batch_size: int = 64, max_length: int | None = None) -> SourceTokens:
+        return _image_tokens(self, proxy, batch_size, prefix_tokens=True)
+
     def _blocks(self) -> nn.ModuleList:
         layers = getattr(self.model, "layers", None)
         return layers if layers is not None else self.model.encoder.layer
 
-    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...], mask: torch.Tensor | None = None) -> torch.Tensor:
         h = tokens
         for block in self._blocks():
             out = block(h, None)
@@ -123,6 +158,9 @@ class SwinBody(Body):
     def source_features(self, proxy: Any, batch_size: int = 64) -> torch.Tensor:
         return _image_features(self, proxy, batch_size, prefix_tokens=False)  # patch tokens (+ norm)
 
+    def source_tokens(self, proxy: Any, batch_size: int = 64, max_length: int | None = None) -> SourceTokens:
+        return _image_tokens(self, proxy, batch_size, prefix_tokens=False)
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
         cfg = model.config
@@ -135,7 +173,7 @@ class SwinBody(Body):
         self.out_width = int(model.num_features)
         self.max_tokens = int((cfg.image_size // cfg.patch_size) ** 2)
 
-    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, ...], mask: torch.Tensor | None = None) -> torch.Tensor:
         n, t, d = tokens.shape
         if len(grid) == 2:
             h, w = grid

@@ -91,6 +91,9 @@ class Aligner:
         """Align ``model`` on target inputs ``X`` ``(N, C, *S)`` and targets ``y`` (training units)."""
         raise NotImplementedError
 
+    def check_options(self, options: dict) -> None:
+        """Refuse bad ``AlignConfig.options`` before any weights load (strategies override this)."""
+
 
 @contextlib.contextmanager
 def train_only(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> Iterator[None]:

@@ -1,5 +1,10 @@
-"""Evaluation: metrics on raw model outputs (see :mod:`xmodal.evaluate.metrics`)."""
+"""Evaluation: metrics on raw model outputs (:mod:`xmodal.evaluate.metrics`) and the source-knowledge
+probe and modality discrepancy of MoNA (:mod:`xmodal.evaluate.source_knowledge`)."""
 
 from xmodal.evaluate.metrics import METRICS, Metric, evaluate, get_metric, list_metrics, metrics_for
+from xmodal.evaluate.source_knowledge import modality_discrepancy, source_probe
 
-__all__ = ["Metric", "METRICS", "get_metric", "list_metrics", "metrics_for", "evaluate"]
+__all__ = [
+    "Metric", "METRICS", "get_metric", "list_metrics", "metrics_for", "evaluate",
+    "modality_discrepancy", "source_probe",
+]

@@ -17,17 +17,18 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from xmodal.align import AlignConfig, get_aligner
+from xmodal.align import AlignConfig
 from xmodal.data.tasks import get_task_kind
 from xmodal.data.validation import check_same_layout, check_X, check_Xy
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
 from xmodal.model.assembly import CrossModalModel, ModelSpec, assemble
 from xmodal.model.bodies import FAMILIES, BodySource, body_from_config, build_body, resolve_body
+from xmodal.model.embedder_init import init_projection_from_body
+from xmodal.strategies import DEFAULT_ALIGN, DEFAULT_MODE, Strategy, resolve_strategy
 from xmodal.train.checkpoint import atomic_save_tensors
 from xmodal.train.config import TrainConfig
 from xmodal.train.loop import predict_raw, resolve_device, train_loop
-from xmodal.train.modes import get_mode
 
 __all__ = ["CrossModalEstimator", "load"]
 
@@ -36,14 +37,20 @@ _FORMAT_VERSION = 1
 
 @dataclass
 class FitReport:
-    """What ``fit`` did: stage times in seconds and the per-epoch histories."""
+    """What ``fit`` did: the strategy, stage times in seconds and the per-epoch histories.
 
+    ``strategy`` holds the resolved ``name``, ``align``, ``mode`` and ``embedder_init`` and, for
+    ``embedder_init="body"``, ``init``: the report of
+    :func:`~xmodal.model.embedder_init.init_projection_from_body` (method, source kernel shape, …).
+    """
+
+    strategy: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     align: dict[str, Any] = field(default_factory=dict)
     finetune: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "align": self.align, "finetune": self.finetune}
+        return {"strategy": self.strategy, "seconds": self.seconds, "align": self.align, "finetune": self.finetune}
 
 
 class CrossModalEstimator:
@@ -58,7 +65,13 @@ class CrossModalEstimator:
         task: ``"auto"`` (inferred from ``y``), ``"classification"``, ``"multilabel"``,
             ``"regression"``, ``"dense-classification"`` or ``"dense-regression"``.
         body: a named body (``xmodal bodies`` lists them), a local model folder or a hub id.
-        align: stage-2 strategy (``"none"``, ``"warmup"``, …; see :data:`xmodal.align.ALIGNERS`).
+        strategy: a transfer strategy of the papers by name (``"finetune"``, ``"finetune++"``,
+            ``"frozen"``, ``"fpt"``, ``"scratch"``, ``"warmup"``, ``"orca"``, ``"orca-mmd"``,
+            ``"orca-euclidean"``, ``"orca-transrate"``, ``"mona"``; see :mod:`xmodal.strategies`). It
+            sets the embedder's initialisation, ``align`` and ``mode``; leave those two at their
+            defaults (or equal to the strategy's), else ``fit`` raises :class:`XmodalError`. ``None``:
+            ``align`` and ``mode`` as given, with a randomly initialised embedder.
+        align: stage-2 aligner (``"none"``, ``"warmup"``, ``"otdd"``, …; see :data:`xmodal.align.ALIGNERS`).
         mode: stage-3 mode: ``"full"``, ``"fpt"``, ``"frozen"`` or ``"scratch"``.
         max_tokens: token budget of the embedder (default: the body's maximum positions); fewer
             tokens run faster at coarser patches.
@@ -72,14 +85,18 @@ class CrossModalEstimator:
         align_steps: optimiser steps per stage-2 epoch for distance objectives.
         align_options: extra objective options, e.g. ``{"inner": "gaussian"}`` for OTDD.
         verbose: progress bars.
+
+    After ``fit`` (or :func:`load`), ``strategy_`` names the strategy that ran (``"custom"`` for an
+    ``(align, mode)`` pair no registered strategy uses) and ``report_.strategy`` details it.
     """
 
     def __init__(
         self,
         task: str = "auto",
         body: str = "minilm-l6",
-        align: str = "none",
-        mode: str = "full",
+        strategy: str | None = None,
+        align: str = DEFAULT_ALIGN,
+        mode: str = DEFAULT_MODE,
         max_tokens: int | None = None,
         spatial_dims: int | None = None,
         epochs: int = 20,
@@ -103,6 +120,7 @@ class CrossModalEstimator:
     ) -> None:
         self.task = task
         self.body = body
+        self.strategy = strategy
         self.align = align
         self.mode = mode
         self.max_tokens = max_tokens
@@ -128,7 +146,7 @@ class CrossModalEstimator:
 
     # ------------------------------------------------------------------ configuration
     _PARAMS = (
-        "task", "body", "align", "mode", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr",
+        "task", "body", "strategy", "align", "mode", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr",
         "weight_decay", "optimizer", "warmup_ratio", "accumulate", "clip_grad_norm", "align_epochs",
         "align_lr", "proxy", "source_size", "align_steps", "align_options", "seed", "device", "precision", "verbose",
     )
@@ -144,6 +162,20 @@ class CrossModalEstimator:
                 raise XmodalError(f"unknown parameter {k!r}; known: {list(self._PARAMS)}")
             setattr(self, k, v)
         return self
+
+    def resolve_strategy(self) -> Strategy:
+        """The :class:`~xmodal.strategies.Strategy` that ``fit`` runs for these ``strategy``/``align``/``mode``.
+
+        With ``strategy=None`` it is the registered strategy matching ``(align, mode)`` (random
+        embedder init), or one named ``"custom"``.
+
+        Raises:
+            XmodalError: unknown strategy, ``align``/``mode`` contradicting it, or an aligner or mode
+                that is not registered.
+        """
+        strategy = resolve_strategy(self.strategy, self.align, self.mode)
+        strategy.validate()
+        return strategy
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -167,8 +199,9 @@ class CrossModalEstimator:
             proxy=self.proxy, source_size=self.source_size, precision=self.precision,
             options=dict(self.align_options or {}),
         )
-        aligner = get_aligner(self.align)
-        mode = get_mode(self.mode)
+        strategy = resolve_strategy(self.strategy, self.align, self.mode)
+        aligner, mode = strategy.validate()
+        aligner.check_options(align_cfg.options)
         tabular = self.spatial_dims is None and np.ndim(X) == 2
         Xc, yc, task, k = check_Xy(X, y, self.task, self.spatial_dims)
         kind = get_task_kind(task)
@@ -193,7 +226,8 @@ class CrossModalEstimator:
         self.n_outputs_ = k
         self.y_ndim_ = int(np.ndim(y))
         device = resolve_device(cfg.device)
-        report = FitReport()
+        report = FitReport(strategy=strategy.to_dict())
+        self.strategy_ = strategy.name
 
         torch.manual_seed(self.seed)
         body = build_body(source, pretrained=mode.pretrained_body)
@@ -203,6 +237,8 @@ class CrossModalEstimator:
         )
         X_t = torch.from_numpy(Xc)
         y_t = torch.from_numpy(yc)
+        if strategy.embedder_init == "body":  # after assembly, before stage 2
+            report.strategy["init"] = init_projection_from_body(model.embedder, body)
         model.fit_scaling(X_t, y_t if kind.standardise_targets else None)
         y_train = model.encode_targets(y_t) if kind.standardise_targets else y_t
         self.model_ = model
@@ -216,6 +252,10 @@ class CrossModalEstimator:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
 
         run_key = {k: v for k, v in self.get_params().items() if k not in ("verbose", "device")}
+        # the resolved strategy, so strategy="orca" and align="otdd" resume each other's runs
+        run_key.update(
+            strategy=strategy.name, align=strategy.align, mode=strategy.mode, embedder_init=strategy.embedder_init
+        )
         run_key.update(spec=model.spec.to_dict(), n_train=int(Xc.shape[0]))
         run_key = json.loads(json.dumps(run_key))  # tuples → lists, as stored
         t0 = time.perf_counter()
@@ -318,7 +358,11 @@ class CrossModalEstimator:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``config.json``, ``body_config.json`` and ``model.safetensors`` to the folder ``path``."""
+        """Write ``config.json``, ``body_config.json`` and ``model.safetensors`` to the folder ``path``.
+
+        ``config.json`` holds the constructor arguments (``params``) and the resolved ``strategy``
+        (``{"name", "align", "mode", "embedder_init"}``) next to the architecture.
+        """
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -326,6 +370,7 @@ class CrossModalEstimator:
         config = {
             "format_version": _FORMAT_VERSION,
             "params": params,
+            "strategy": self._strategy_record(),
             "spec": self.model_.spec.to_dict(),
             "body_family": self.model_.body.family,
             "body_name": self.body_source_.name,
@@ -339,6 +384,12 @@ class CrossModalEstimator:
         if hasattr(self, "report_"):
             (path / "fit_report.json").write_text(json.dumps(self.report_.to_dict(), indent=1))
         return path
+
+    def _strategy_record(self) -> dict[str, str]:
+        """The resolved strategy of the fitted model (from the fit report, else from the parameters)."""
+        if hasattr(self, "report_") and self.report_.strategy:
+            return {k: self.report_.strategy[k] for k in ("name", "align", "mode", "embedder_init")}
+        return resolve_strategy(self.strategy, self.align, self.mode).to_dict()
 
 
 def body_fingerprint(source: BodySource) -> str:
@@ -377,4 +428,6 @@ def load(path: str | Path, device: str | None = None) -> CrossModalEstimator:
     est.n_outputs_ = int(config["n_outputs"])
     est.y_ndim_ = int(config["y_ndim"])
     est.body_source_ = BodySource(config["body_name"], config["body_family"])
+    saved = config.get("strategy")  # absent in folders saved before strategies were recorded
+    est.strategy_ = saved["name"] if isinstance(saved, dict) and "name" in saved else est._strategy_record()["name"]
     return est

@@ -1,7 +1,7 @@
 """Command-line interface: thin wrappers that parse arguments and call the Python API.
 
-``xmodal fit``, ``predict``, ``evaluate``, ``bodies``, ``datasets``, ``demo``; ``xmodal CMD --help``
-explains each. Every user-facing problem surfaces as one line ``error: …`` and exit status 2.
+``xmodal fit``, ``compare``, ``predict``, ``evaluate``, ``bodies``, ``datasets``, ``strategies``, ``demo``;
+``xmodal CMD --help`` explains each. Every user-facing problem surfaces as one line ``error: …`` and exit status 2.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from xmodal.errors import XmodalError
+from xmodal.strategies import DEFAULT_ALIGN, DEFAULT_MODE, STRATEGIES
 
 __all__ = ["main", "build_parser"]
 
@@ -46,13 +47,24 @@ def _read_data(source: str, args: argparse.Namespace) -> Any:
     return load_dataset(source)  # unknown names raise with the list of built-in datasets
 
 
-def _add_training_args(p: argparse.ArgumentParser) -> None:
+def _align_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` → (key, JSON value or the plain string)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+def _add_training_args(p: argparse.ArgumentParser, per_run: bool = True) -> None:
+    """The estimator's settings as options; ``per_run=False`` leaves out what varies per cell of a
+    comparison (--strategy, --align, --mode, --seed)."""
     g = p.add_argument_group("model and strategy")
     g.add_argument("--body", default="minilm-l6", help="body name, model folder or hub id (default: minilm-l6)")
     g.add_argument("--task", default="auto", help="auto | classification | multilabel | regression | "
                    "dense-classification | dense-regression (default: auto, inferred from y)")
-    g.add_argument("--align", default="none", help="stage-2 strategy: none | warmup (default: none)")
-    g.add_argument("--mode", default="full", help="stage-3 mode: full | fpt | frozen | scratch (default: full)")
     g.add_argument("--max-tokens", type=int, default=None,
                    help="token budget of the embedder; fewer tokens = coarser patches, faster (default: body's)")
     g.add_argument("--spatial-dims", type=int, default=None,
@@ -66,28 +78,81 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--warmup-ratio", type=float, default=0.1, help="fraction of steps in linear warm-up")
     t.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
     t.add_argument("--clip-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--align-epochs", type=int, default=None, help="stage-2 epochs (default: warmup 5, distances 60)")
-    t.add_argument("--align-lr", type=float, default=None, help="stage-2 learning rate (default 1e-3)")
+    t.add_argument("--align-epochs", type=int, default=None,
+                   help="stage-2 epochs (default: warmup 5, distances 60, mona 10)")
+    t.add_argument("--align-lr", type=float, default=None,
+                   help="stage-2 learning rate (default: 1e-3; mona 3e-5)")
     t.add_argument("--align-steps", type=int, default=4, help="stage-2 optimiser steps per epoch (default 4)")
+    t.add_argument("--align-option", type=_align_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="stage-2 objective option, repeatable, e.g. inner=exact (otdd) or lam=0.5 (mona)")
     t.add_argument("--proxy", default=None, help="source proxy: wnut16 | mnist | fashion-mnist (default: body's)")
     t.add_argument("--source-size", type=int, default=5000, help="proxy samples embedded once and cached")
-    t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--precision", default="auto", help="auto (bf16 on CUDA) | fp32 | bf16")
+    if not per_run:
+        return
+    t.add_argument("--seed", type=int, default=0)
+    g.add_argument("--strategy", default=None, choices=list(STRATEGIES), metavar="NAME",
+                   help="transfer strategy of the ORCA/MoNA papers, which sets the embedder init, --align and "
+                   f"--mode: {', '.join(STRATEGIES)} (see `xmodal strategies`; default: from --align/--mode)")
+    g.add_argument("--align", default=DEFAULT_ALIGN,
+                   help="stage-2 aligner: none | warmup | otdd | mmd | euclidean | transrate | … "
+                   f"(default: {DEFAULT_ALIGN}); must agree with --strategy")
+    g.add_argument("--mode", default=DEFAULT_MODE,
+                   help=f"stage-3 mode: full | fpt | frozen | scratch (default: {DEFAULT_MODE}); "
+                   "must agree with --strategy")
 
 
 def _estimator_from_args(args: argparse.Namespace, task: str) -> Any:
     from xmodal.estimator import CrossModalEstimator
 
     return CrossModalEstimator(
-        task=task, body=args.body, align=args.align, mode=args.mode, max_tokens=args.max_tokens,
+        task=task, body=args.body, strategy=args.strategy, align=args.align, mode=args.mode,
+        max_tokens=args.max_tokens,
         spatial_dims=getattr(args, "spatial_dims", None), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, optimizer=args.optimizer, warmup_ratio=args.warmup_ratio,
         accumulate=args.accumulate, clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs,
         align_lr=args.align_lr, align_steps=args.align_steps, proxy=args.proxy, source_size=args.source_size,
-        seed=args.seed, device=args.device, precision=args.precision,
+        align_options=dict(args.align_option) or None, seed=args.seed, device=args.device, precision=args.precision,
         verbose=not args.quiet,
     )
+
+
+def _shared_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings ``xmodal compare`` gives every cell."""
+    return dict(
+        task=args.task, body=args.body, max_tokens=args.max_tokens, spatial_dims=args.spatial_dims,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        optimizer=args.optimizer, warmup_ratio=args.warmup_ratio, accumulate=args.accumulate,
+        clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs, align_lr=args.align_lr,
+        align_steps=args.align_steps, align_options=dict(args.align_option) or None, proxy=args.proxy,
+        source_size=args.source_size, device=args.device, precision=args.precision,
+    )
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run strategies side by side on one dataset; write compare.md / compare.csv."""
+    from xmodal.experiments.compare import compare
+
+    ds = _read_data(args.data, args)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{ds.name}"
+    print(ds.summary())
+    params = _shared_params(args)
+    params["task"] = ds.task
+    res = compare(ds, strategies, args.seeds, params, out, probe=not args.no_probe, probe_size=args.probe_size,
+                  progress=True)
+    print()
+    print(Path(res.files["markdown"]).read_text())
+    print(f"written: {res.files['markdown']}, {res.files['csv']}")
+    return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -95,15 +160,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from xmodal.evaluate import metrics_for
 
     ds = _read_data(args.data, args)
-    run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    est = _estimator_from_args(args, ds.task)
+    strategy = est.resolve_strategy()  # a conflict with --align/--mode stops here, before anything is written
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{strategy.name}-{stamp}"
     if (run / "checkpoints").exists() and not args.resume:
         raise XmodalError(
             f"run folder {run} already holds a run; pass --resume to continue it, or choose another --out"
         )
     run.mkdir(parents=True, exist_ok=True)
     print(ds.summary())
-    est = _estimator_from_args(args, ds.task)
-    config = {"data": args.data, "dataset": ds.name, "task": ds.task, **est.get_params()}
+    print(f"strategy: {strategy.name} (align={strategy.align}, mode={strategy.mode}, "
+          f"embedder init={strategy.embedder_init})")
+    # what runs, resolved: the strategy's name, aligner, mode and embedder init
+    config = {"data": args.data, "dataset": ds.name, "task": ds.task, **est.get_params(), **strategy.to_dict()}
+    config["strategy"] = config.pop("name")
     (run / "config.json").write_text(json.dumps(config, indent=1))
     est.fit(ds.fit_inputs(ds.X_train), ds.y_train, checkpoint_dir=run / "checkpoints")
     est.save(run / "model")
@@ -116,8 +187,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if history and "distance" in history[0]:
         from xmodal.align.distance import save_curve
 
-        save_curve(history, str(run / "align_curve.png"), title=f"{ds.name}: stage 2 ({args.align})")
-    metrics: dict[str, Any] = {"seconds": est.report_.seconds, "train_samples": len(ds.X_train)}
+        save_curve(history, str(run / "align_curve.png"), title=f"{ds.name}: stage 2 ({strategy.align})")
+    metrics: dict[str, Any] = {"strategy": est.report_.strategy, "seconds": est.report_.seconds,
+                               "train_samples": len(ds.X_train)}
     if "final_distance" in est.report_.align:
         metrics["align"] = {k: est.report_.align[k] for k in ("objective", "proxy", "initial_distance",
                                                               "final_distance", "stopped_early")}
@@ -235,6 +307,23 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_strategies(args: argparse.Namespace) -> int:
+    """List the transfer strategies: name, stage-2 aligner, stage-3 mode, embedder init, description."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from xmodal.strategies import list_strategies
+
+    table = Table(title="xmodal strategies (xmodal fit --strategy NAME)")
+    for col in ("name", "align", "mode", "embedder init"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description")
+    for s in list_strategies():
+        table.add_row(s.name, s.align, s.mode, s.embedder_init, s.description)
+    Console().print(table)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Fine-tune the default body on a real task next to the train-from-scratch baseline."""
     from xmodal.demo import run_demo
@@ -259,13 +348,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "RUN/metrics.json, RUN/log.jsonl, RUN/model/ and RUN/checkpoints/ (rerun with "
                        "--resume to continue an interrupted run).")
     p.add_argument("data", help=_DATA_HELP)
-    p.add_argument("--out", help="run folder (default: runs/<dataset>-<mode>-<time>)")
+    p.add_argument("--out", help="run folder (default: runs/<dataset>-<strategy>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--target", help="CSV: target column name or index (default: last column)")
     p.add_argument("--test", help="CSV: a separate test file with the same columns")
     p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
     _add_training_args(p)
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("compare", help="run transfer strategies side by side (mean ± std over seeds)",
+                       description="Fit every strategy with every seed on DATA with the same settings; write "
+                       "OUT/compare.md and OUT/compare.csv (test metric, stage times, final OTDD, source probe). "
+                       "Finished cells are kept in OUT/cells and skipped when rerun with the same settings.")
+    p.add_argument("data", help=_DATA_HELP)
+    p.add_argument("--strategies", default="finetune,orca,mona",
+                   help="comma-separated strategy names (see `xmodal strategies`; default: finetune,orca,mona)")
+    p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--out", help="output folder (default: runs/compare-<dataset>)")
+    p.add_argument("--no-probe", action="store_true", help="skip the source-knowledge probe")
+    p.add_argument("--probe-size", type=int, default=500, help="proxy samples of the probe (default 500)")
+    p.add_argument("--target", help="CSV: target column name or index (default: last column)")
+    p.add_argument("--test", help="CSV: a separate test file with the same columns")
+    p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
+    _add_training_args(p, per_run=False)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="predict with a saved model")
     p.add_argument("model", help="a saved model folder (RUN/model)")
@@ -290,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bodies)
     p = sub.add_parser("datasets", help="list built-in datasets")
     p.set_defaults(func=cmd_datasets)
+    p = sub.add_parser("strategies", help="list the transfer strategies (--strategy of fit)")
+    p.set_defaults(func=cmd_strategies)
 
     p = sub.add_parser("demo", help="fine-tune MiniLM on GunPoint next to the scratch baseline (CPU, minutes)")
     p.add_argument("--dataset", default="gunpoint")

@@ -35,10 +35,15 @@ __all__ = ["proxy_body_features", "source_probe", "modality_discrepancy", "best_
 
 @torch.no_grad()
 def proxy_body_features(
-    body: Body, proxy: str, n: int = 500, seed: int = 0, batch_size: int = 32, max_length: int = 64
+    body: Body, proxy: str, n: int = 500, seed: int = 0, batch_size: int = 32, max_length: int = 64,
+    source_body: Body | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Pooled body outputs ``(n', out_width)`` of ``n`` class-stratified proxy samples, their labels
-    ``(n',)`` in ``0..K-1`` and the ``K`` class names. The body runs in eval mode on its own device."""
+    ``(n',)`` in ``0..K-1`` and the ``K`` class names. The body runs in eval mode on its own device.
+
+    ``source_body`` (default ``body``) is the body whose *pretrained* input embedding maps the proxy
+    to tokens; pass the pretrained body when ``body`` was trained from scratch (its own input
+    embedding is then random)."""
     from xmodal.align.source_cache import subsample
     from xmodal.data.proxies import get_proxy
 
@@ -51,7 +56,7 @@ def proxy_body_features(
     try:
         for i in range(0, len(part), batch_size):
             chunk = part.subset(np.arange(i, min(i + batch_size, len(part))))
-            src = body.source_tokens(chunk, batch_size=batch_size, max_length=max_length).to(device)
+            src = (source_body or body).source_tokens(chunk, batch_size=batch_size, max_length=max_length).to(device)
             feats.append(body.encode_source(src).float().cpu())
     finally:
         body.train(was_training)
@@ -67,7 +72,9 @@ def _logreg(seed: int) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
 
 
-def source_probe(body: Body, proxy: str | None = None, n: int = 500, seed: int = 0) -> dict[str, float]:
+def source_probe(
+    body: Body, proxy: str | None = None, n: int = 500, seed: int = 0, source_body: Body | None = None
+) -> dict[str, float]:
     """Linear-probe accuracy on the source proxy through ``body`` (MoNA Fig. 3).
 
     ``n`` class-stratified proxy samples are split 50/50 (stratified, seeded); a logistic regression on
@@ -83,7 +90,7 @@ def source_probe(body: Body, proxy: str | None = None, n: int = 500, seed: int =
     from sklearn.model_selection import train_test_split
 
     proxy = proxy or body.default_proxy
-    F, y, _ = proxy_body_features(body, proxy, n, seed)
+    F, y, _ = proxy_body_features(body, proxy, n, seed, source_body=source_body)
     counts = np.bincount(y)
     keep = np.isin(y, np.nonzero(counts >= 2)[0])  # a stratified split needs two samples per class
     F, y = F[keep], y[keep]

@@ -312,13 +312,20 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
 
 
 def _fashion_dir() -> Path | None:
-    for d in FASHION_MNIST_DIRS:
-        if _idx_file(d, "t10k-images-idx3-ubyte") and _idx_file(d, "t10k-labels-idx1-ubyte"):
-            return d
+    """The folder with the Fashion-MNIST test files: an installed Debian package first, then a copy
+    fetched without root by ``scripts/fetch_debian_data.sh`` (under ``$XMODAL_DATA``)."""
+    from xmodal.data.debian import debian_roots
+
+    for root in debian_roots():
+        for d in FASHION_MNIST_DIRS:
+            folder = root / str(d).lstrip("/")
+            if _idx_file(folder, "t10k-images-idx3-ubyte") and _idx_file(folder, "t10k-labels-idx1-ubyte"):
+                return folder
     return None
 
 
-@register_proxy("fashion-mnist", modality="image", install="apt-get install dataset-fashion-mnist",
+@register_proxy("fashion-mnist", modality="image",
+                install="bash scripts/fetch_debian_data.sh (or apt-get install dataset-fashion-mnist)",
                 description="Fashion-MNIST test split, Debian's dataset-fashion-mnist (10000 × 1×28×28, 10 classes)",
                 check=lambda: _fashion_dir() is not None)
 def _fashion_mnist() -> ProxySet:

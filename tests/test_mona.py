@@ -129,3 +129,12 @@ def test_mona_options_are_checked():
         aligner.check_options({"inner_lr": 0})
     aligner.check_options({"lam": 0.5, "source_batch": 8})
     assert AlignConfig(options={"lam": 0.5}).options["lam"] == 0.5
+
+
+def test_bad_mona_options_are_refused_before_training(monkeypatch):
+    import xmodal.estimator as estimator
+
+    monkeypatch.setattr(estimator, "build_body", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    X, y = _task()
+    with pytest.raises(XmodalError, match="unknown MoNA options"):
+        CrossModalEstimator(strategy="mona", align_options={"lambda": 1}, **TINY).fit(X, y)

@@ -1,6 +1,6 @@
 """Command-line interface: thin wrappers that parse arguments and call the Python API.
 
-``xmodal fit``, ``compare``, ``predict``, ``evaluate``, ``bodies``, ``datasets``, ``strategies``, ``demo``;
+``xmodal fit``, ``compare``, ``bench``, ``predict``, ``evaluate``, ``bodies``, ``datasets``, ``strategies``, ``demo``;
 ``xmodal CMD --help`` explains each. Every user-facing problem surfaces as one line ``error: …`` and exit status 2.
 """
 
@@ -135,6 +135,33 @@ def _int_list(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run (or resume) the benchmark suite and print where the results are."""
+    from xmodal.experiments.bench import run_bench
+    from xmodal.experiments.suite import SUITE, suite_tasks
+
+    if args.list:
+        for t in SUITE.values():
+            print(f"{t.name:20s} {t.modality:20s} peer={t.peer:11s} quick={'yes' if t.quick else 'no':3s} {t.settings}")
+        return 0
+    if args.tasks:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    else:
+        tasks = [t.name for t in suite_tasks(quick=args.quick)]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    seeds = args.seeds
+    if args.quick:
+        methods = [m for m in methods if m in ("orca", "finetune", "peer")] or methods
+        seeds = seeds[:1]
+    t0 = time.perf_counter()
+    res = run_bench(tasks, methods, seeds, args.out, body=args.body, progress=not args.quiet)
+    print()
+    print(Path(res.files["markdown"]).read_text())
+    print(f"written: {res.files['markdown']}, {res.files['csv']}, {res.files['profile']}")
+    print(f"total wall time: {time.perf_counter() - t0:.0f} s ({len(res.rows)} cells)")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -372,6 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
     _add_training_args(p, per_run=False)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("bench", help="run the benchmark suite (tasks × methods × seeds), resumable",
+                       description="Run the suite's tasks with xmodal strategies and each task's expert peer; "
+                       "write OUT/RESULTS.md, OUT/results.csv and OUT/performance_profile.png. Finished cells "
+                       "(OUT/cells) are skipped when rerun with the same settings.")
+    p.add_argument("--tasks", default=None, help="comma-separated suite tasks (default: all; see --list)")
+    p.add_argument("--methods", default="orca,mona,finetune,scratch,peer",
+                   help="comma-separated strategies and/or 'peer' (default: orca,mona,finetune,scratch,peer)")
+    p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--quick", action="store_true", help="the quick subset: fewer tasks, orca/finetune/peer, 1 seed")
+    p.add_argument("--body", default="minilm-l6", help="body of every xmodal strategy (default: minilm-l6)")
+    p.add_argument("--out", default="bench", help="output folder (default: bench)")
+    p.add_argument("--list", action="store_true", help="list the suite's tasks and exit")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", help="predict with a saved model")
     p.add_argument("model", help="a saved model folder (RUN/model)")

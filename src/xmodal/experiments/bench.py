@@ -1,0 +1,262 @@
+"""``xmodal bench``: the benchmark suite — tasks × methods × seeds — with resumable cells, a results
+file, a CSV and a performance profile.
+
+Methods are xmodal strategies (``orca``, ``mona``, ``finetune``, ``scratch``, or any name from
+:mod:`xmodal.strategies`) and ``peer``, the task's expert baseline (:mod:`xmodal.experiments.peers`).
+Every (task, method, seed) cell is written to ``out/cells/<task>/<method>-seed<k>.json`` when it
+finishes, keyed by its settings; a rerun skips cells whose key matches, so an interrupted suite
+resumes where it stopped and a changed setting reruns only what it affects.
+
+Outputs in ``out/``: ``RESULTS.md`` (per task: mean ± std of the task metric per method, best in bold,
+and mean stage times), ``results.csv`` (one line per cell) and ``performance_profile.png``
+(Dolan & Moré, 2002, as in the papers' Fig. 2: for each method the fraction of tasks on which its
+error is within a factor τ of the best method's, errors being 1 − accuracy or the lower-is-better
+metric itself).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmodal.errors import XmodalError
+from xmodal.experiments.suite import SuiteTask, get_task
+
+__all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "DEFAULT_METHODS"]
+
+DEFAULT_METHODS = ("orca", "mona", "finetune", "scratch", "peer")
+
+
+@dataclass
+class BenchResult:
+    """All cells of a run and where the outputs went."""
+
+    rows: list[dict[str, Any]]
+    seconds: float
+    files: dict[str, str]
+
+
+def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int) -> str:
+    blob = json.dumps({"task": task.name, "dataset": task.dataset_name, "settings": task.settings, "peer": task.peer,
+                       "method": method, "seed": seed, "body": body, "n_train": n_train}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str) -> dict[str, Any]:
+    from xmodal.data.tasks import get_task_kind
+    from xmodal.estimator import CrossModalEstimator
+    from xmodal.evaluate.metrics import get_metric
+    from xmodal.experiments.peers import get_peer
+
+    metric = get_task_kind(data.task).default_metric
+    row: dict[str, Any] = {"task": task.name, "method": method, "seed": seed, "metric": metric,
+                           "higher_is_better": get_metric(metric).higher_is_better}
+    t0 = time.perf_counter()
+    if method == "peer":
+        value, _ = get_peer(task.peer).run(data, seed)
+        row.update(value=value, peer=task.peer, align_s=0.0, finetune_s=0.0)
+    else:
+        est = CrossModalEstimator(strategy=method, body=body, seed=seed, verbose=False, task=data.task, **task.settings)
+        est.fit(data.fit_inputs(data.X_train), data.y_train)
+        row.update(value=float(est.score(data.fit_inputs(data.X_test), data.y_test)),
+                   align_s=float(est.report_.seconds.get("align", 0.0)),
+                   finetune_s=float(est.report_.seconds.get("finetune", 0.0)))
+    row["total_s"] = time.perf_counter() - t0
+    return row
+
+
+def run_bench(
+    tasks: list[str],
+    methods: list[str] | tuple[str, ...] = DEFAULT_METHODS,
+    seeds: list[int] | tuple[int, ...] = (0, 1, 2),
+    out: str | Path = "bench",
+    body: str = "minilm-l6",
+    progress: bool = True,
+) -> BenchResult:
+    """Run (or resume) the suite and write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png``.
+
+    Args:
+        tasks: suite task names (:data:`xmodal.experiments.suite.SUITE`).
+        methods: strategy names and/or ``"peer"``.
+        seeds: seeds per cell.
+        out: output folder.
+        body: the body of every xmodal strategy.
+        progress: one line per cell.
+
+    Raises:
+        XmodalError: unknown task or method, or a task whose data are not available here.
+    """
+    from xmodal.data.builtin import load_dataset
+    from xmodal.strategies import get_strategy
+
+    suite = [get_task(t) for t in tasks]
+    for m in methods:
+        if m != "peer":
+            get_strategy(m)
+    if not suite or not methods or not seeds:
+        raise XmodalError("bench needs at least one task, one method and one seed")
+    out_dir = Path(out)
+    t_start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    n_cells = len(suite) * len(methods) * len(seeds)
+    done = 0
+    for task in suite:
+        data = load_dataset(task.dataset_name)
+        cell_dir = out_dir / "cells" / task.name
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        for method in methods:
+            for seed in seeds:
+                done += 1
+                key = _key(task, method, seed, body, len(data.X_train))
+                path = cell_dir / f"{method}-seed{seed}.json"
+                if path.exists():
+                    saved = json.loads(path.read_text())
+                    if saved.get("key") == key:
+                        rows.append(saved["row"])
+                        continue
+                row = _run_cell(task, data, method, seed, body)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"key": key, "row": row}, indent=1))
+                tmp.replace(path)
+                rows.append(row)
+                if progress:
+                    print(f"[{done}/{n_cells}] {task.name} {method} seed {seed}: {row['metric']} {row['value']:.4f} "
+                          f"({row['total_s']:.0f} s)", flush=True)
+    seconds = time.perf_counter() - t_start
+    files = write_results(rows, out_dir, [t.name for t in suite], list(methods), seconds)
+    return BenchResult(rows, seconds, files)
+
+
+def _summary(rows: list[dict[str, Any]], task: str, method: str) -> dict[str, float] | None:
+    cells = [r for r in rows if r["task"] == task and r["method"] == method]
+    if not cells:
+        return None
+    vals = [float(r["value"]) for r in cells]
+    return {
+        "mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        "n": len(vals), "align_s": statistics.mean(float(r.get("align_s", 0)) for r in cells),
+        "finetune_s": statistics.mean(float(r.get("finetune_s", 0)) for r in cells),
+        "total_s": statistics.mean(float(r.get("total_s", 0)) for r in cells),
+        "higher": bool(cells[0]["higher_is_better"]), "metric": cells[0]["metric"],
+    }
+
+
+def _error(mean: float, higher: bool) -> float:
+    """Lower-is-better error of a metric value (1 − accuracy-like metrics; the value itself otherwise)."""
+    return 1.0 - mean if higher else mean
+
+
+def performance_profile(
+    rows: list[dict[str, Any]], tasks: list[str], methods: list[str], taus: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Dolan–Moré profile: ``ρ_m(τ)`` = fraction of tasks where method ``m``'s mean error ≤ τ × the best
+    method's (a method missing on a task counts as failed there). Returns ``(taus, {method: ρ(taus)})``."""
+    ratios: dict[str, list[float]] = {m: [] for m in methods}
+    for t in tasks:
+        errs = {}
+        for m in methods:
+            s = _summary(rows, t, m)
+            errs[m] = _error(s["mean"], s["higher"]) if s else float("inf")
+        best = min(errs.values())
+        for m in methods:
+            e = errs[m]
+            if best <= 0:
+                ratios[m].append(1.0 if e <= 0 else float("inf"))
+            else:
+                ratios[m].append(e / best)
+    finite = [r for v in ratios.values() for r in v if np.isfinite(r)]
+    if taus is None:
+        hi = max(finite + [1.0]) * 1.05
+        taus = np.exp(np.linspace(0.0, np.log(max(hi, 1.05)), 200))
+    prof = {m: np.array([(np.array(v) <= tau).mean() if v else 0.0 for tau in taus]) for m, v in ratios.items()}
+    return taus, prof
+
+
+def plot_performance_profile(taus: np.ndarray, prof: dict[str, np.ndarray], path: str | Path, title: str) -> None:
+    """Step plot of the profile (log-τ axis), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for m, rho in prof.items():
+        ax.step(taus, rho, where="post", label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("τ (error ≤ τ × best error)")
+    ax.set_ylabel("fraction of tasks")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_results(
+    rows: list[dict[str, Any]], out_dir: Path, tasks: list[str], methods: list[str], seconds: float
+) -> dict[str, str]:
+    """Write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = "| task | metric | " + " | ".join(methods) + " |"
+    lines = ["# xmodal benchmark results", "",
+             "Mean ± std over seeds of the test metric; best per task in **bold** (↑ higher / ↓ lower is better).",
+             "", head, "|" + "---|" * (len(methods) + 2)]
+    for t in tasks:
+        sums = {m: _summary(rows, t, m) for m in methods}
+        present = [s for s in sums.values() if s]
+        if not present:
+            continue
+        higher = present[0]["higher"]
+        best = (max if higher else min)(s["mean"] for s in present)
+        cells = []
+        for m in methods:
+            s = sums[m]
+            if s is None:
+                cells.append("–")
+                continue
+            txt = f"{s['mean']:.4f} ± {s['std']:.4f}"
+            cells.append(f"**{txt}**" if s["mean"] == best else txt)
+        lines.append(f"| {t} | {present[0]['metric']} {'↑' if higher else '↓'} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean seconds per cell (stage 2 + stage 3 for xmodal strategies; fit + predict for peers):", "",
+              "| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
+    for t in tasks:
+        sums = {m: _summary(rows, t, m) for m in methods}
+        if not any(sums.values()):
+            continue
+        cells = []
+        for m in methods:
+            s = sums[m]
+            if s is None:
+                cells.append("–")
+            elif s["align_s"] > 0:
+                cells.append(f"{s['align_s']:.0f} + {s['finetune_s']:.0f}")
+            else:
+                cells.append(f"{s['total_s']:.0f}")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    taus, prof = performance_profile(rows, tasks, methods)
+    png = out_dir / "performance_profile.png"
+    plot_performance_profile(taus, prof, png, f"performance profile ({len(tasks)} tasks)")
+    lines += ["", "![performance profile](performance_profile.png)", "",
+              "Fraction of tasks on which each method is the best (ρ(1)): "
+              + ", ".join(f"{m} {prof[m][0]:.2f}" for m in methods), "",
+              f"Wall time of this run (cells computed now; resumed cells cost nothing): {seconds:.0f} s.", ""]
+    md = out_dir / "RESULTS.md"
+    md.write_text("\n".join(lines))
+    csv_path = out_dir / "results.csv"
+    cols = ["task", "method", "seed", "metric", "value", "align_s", "finetune_s", "total_s", "peer"]
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return {"markdown": str(md), "csv": str(csv_path), "profile": str(png)}

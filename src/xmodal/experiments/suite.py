@@ -1,0 +1,81 @@
+"""The benchmark suite's task registry: which built-in dataset, which expert peer, and the training
+settings that keep a CPU run of one (task, method, seed) cell to about a minute.
+
+A task entry names a dataset of :mod:`xmodal.data.builtin` (loader and split), and the registry adds
+what the suite needs on top: the estimator settings shared by every xmodal strategy on that task
+(tokens, epochs, batch size, learning rate), the expert peer run beside them (see
+:mod:`xmodal.experiments.peers`), and whether the task is in the ``--quick`` subset. The task kind
+(and so the loss) and the metric come from the dataset (:mod:`xmodal.data.tasks`).
+
+Settings were chosen for the 2-core CPU budget (full suite ≤ 3 h), not tuned per method: every
+strategy on a task gets the same ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from xmodal.errors import XmodalError
+
+__all__ = ["SuiteTask", "SUITE", "get_task", "suite_tasks"]
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    """One task of the suite.
+
+    Attributes:
+        name: task name (also the dataset name unless ``dataset`` is given).
+        modality: a short label for tables (``"1-D series"``, ``"image"``, ``"PDE field"``, …).
+        peer: expert baseline from :data:`xmodal.experiments.peers.PEERS`.
+        settings: estimator settings shared by all strategies (``max_tokens``, ``epochs``, …).
+        quick: part of ``xmodal bench --quick``.
+        dataset: built-in dataset name, when it differs from ``name``.
+    """
+
+    name: str
+    modality: str
+    peer: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    quick: bool = False
+    dataset: str | None = None
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset or self.name
+
+
+_SERIES = dict(max_tokens=64, epochs=30, batch_size=8, lr=1e-4)
+SUITE: dict[str, SuiteTask] = {
+    t.name: t
+    for t in (
+        SuiteTask("gunpoint", "1-D series", "minirocket", _SERIES, quick=True),
+        SuiteTask("acsf1", "1-D series", "minirocket", dict(max_tokens=64, epochs=15, batch_size=8, lr=1e-4)),
+        SuiteTask("basicmotions", "1-D series (6 ch)", "minirocket", _SERIES),
+        SuiteTask("japanesevowels", "1-D series (12 ch)", "minirocket",
+                  dict(max_tokens=32, epochs=10, batch_size=16, lr=1e-4)),
+        SuiteTask("mnist-5k", "image", "hgb", dict(max_tokens=16, epochs=3, batch_size=32, lr=2e-4)),
+        SuiteTask("fashion-mnist-10k", "image", "hgb", dict(max_tokens=16, epochs=2, batch_size=32, lr=2e-4)),
+        SuiteTask("darcy-16", "PDE field", "fno", dict(max_tokens=16, epochs=5, batch_size=32, lr=1e-3), quick=True),
+        SuiteTask("darcy-85", "PDE field", "fno", dict(max_tokens=64, epochs=4, batch_size=16, lr=1e-3)),
+        SuiteTask("splice", "DNA sequence", "hgb", dict(max_tokens=60, epochs=3, batch_size=32, lr=1e-4)),
+        SuiteTask("breast-cancer", "tabular", "hgb", dict(max_tokens=64, epochs=15, batch_size=16, lr=1e-4),
+                  quick=True),
+        SuiteTask("credit-g", "tabular", "hgb", dict(max_tokens=64, epochs=8, batch_size=16, lr=1e-4)),
+        SuiteTask("diabetes", "tabular", "hgb", dict(max_tokens=64, epochs=8, batch_size=16, lr=1e-4)),
+    )
+}
+
+
+def get_task(name: str) -> SuiteTask:
+    """The suite entry called ``name``; unknown names raise :class:`XmodalError` listing the suite."""
+    try:
+        return SUITE[name]
+    except KeyError:
+        raise XmodalError(f"unknown suite task {name!r}; the suite has {sorted(SUITE)}") from None
+
+
+def suite_tasks(quick: bool = False) -> list[SuiteTask]:
+    """All tasks, or the ``--quick`` subset."""
+    return [t for t in SUITE.values() if t.quick or not quick]

@@ -1,0 +1,61 @@
+"""The benchmark suite runner: performance profiles on hand-made numbers, and a tiny resumable run."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from xmodal.errors import XmodalError
+from xmodal.experiments import bench
+from xmodal.experiments.suite import SUITE, SuiteTask, get_task, suite_tasks
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XMODAL_CACHE", str(tmp_path / "cache"))
+
+
+def _row(task, method, value, higher=True):
+    return {"task": task, "method": method, "seed": 0, "metric": "accuracy" if higher else "rel_l2",
+            "higher_is_better": higher, "value": value}
+
+
+def test_performance_profile_on_hand_made_errors():
+    rows = [_row("a", "x", 0.9), _row("a", "y", 0.8),  # errors 0.1 and 0.2: y is 2× the best
+            _row("b", "x", 0.4, False), _row("b", "y", 0.1, False)]  # errors 0.4 and 0.1: x is 4×
+    taus, prof = bench.performance_profile(rows, ["a", "b"], ["x", "y"], taus=np.array([1.0, 2.0, 3.9, 4.0]))
+    assert prof["x"].tolist() == [0.5, 0.5, 0.5, 1.0]
+    assert prof["y"].tolist() == [0.5, 1.0, 1.0, 1.0]
+    # a method missing on a task never reaches that task
+    _, prof = bench.performance_profile(rows[:3], ["a", "b"], ["x", "y"], taus=np.array([1.0, 100.0]))
+    assert prof["y"].tolist() == [0.0, 0.5]  # 2× the best on a, absent on b
+
+
+def test_suite_registry():
+    assert {"gunpoint", "japanesevowels", "mnist-5k", "fashion-mnist-10k", "darcy-16", "darcy-85", "splice",
+            "breast-cancer", "credit-g", "diabetes"} <= set(SUITE)
+    assert all(t.quick for t in suite_tasks(quick=True)) and len(suite_tasks(quick=True)) < len(SUITE)
+    with pytest.raises(XmodalError, match="unknown suite task"):
+        get_task("nope")
+
+
+def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
+    tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e-3),
+                     dataset="wine")
+    monkeypatch.setitem(SUITE, "tiny-wine", tiny)
+    out = tmp_path / "bench"
+    res = bench.run_bench(["tiny-wine"], ["finetune", "peer"], [0, 1], out, body="vit-tiny-random", progress=False)
+    assert len(res.rows) == 4
+    peer = [r for r in res.rows if r["method"] == "peer"]
+    assert all(r["value"] > 0.8 for r in peer)  # gradient boosting on wine
+    md = (out / "RESULTS.md").read_text()
+    assert "| tiny-wine | accuracy ↑ |" in md and "**" in md and (out / "performance_profile.png").stat().st_size > 0
+    with open(out / "results.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 4
+    monkeypatch.setattr(bench, "_run_cell", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
+    again = bench.run_bench(["tiny-wine"], ["finetune", "peer"], [0, 1], out, body="vit-tiny-random", progress=False)
+    assert [r["value"] for r in again.rows] == [r["value"] for r in res.rows]
+    with pytest.raises(XmodalError, match="unknown strategy"):
+        bench.run_bench(["tiny-wine"], ["nope"], [0], out)

@@ -239,9 +239,11 @@ def write_results(
             if s is None:
                 cells.append("–")
             elif s["align_s"] > 0:
-                cells.append(f"{s['align_s']:.0f} + {s['finetune_s']:.0f}")
+                cells.append(f"{s['align_s']:.1f} + {s['finetune_s']:.1f}")
+            elif s["finetune_s"] > 0:
+                cells.append(f"0 + {s['finetune_s']:.1f}")
             else:
-                cells.append(f"{s['total_s']:.0f}")
+                cells.append(f"{s['total_s']:.1f}")
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     taus, prof = performance_profile(rows, tasks, methods)
     png = out_dir / "performance_profile.png"

@@ -17,11 +17,7 @@ from pathlib import Path
 
 from xmodal.data.builtin import load_dataset
 from xmodal.experiments.compare import compare
-from xmodal.experiments.suite import SUITE
-
-# tasks outside the suite that this script also knows settings for
-EXTRA = {"italypowerdemand": dict(max_tokens=64, epochs=30, batch_size=8, lr=1e-4),
-         "wine": dict(max_tokens=64, epochs=30, batch_size=8, lr=1e-4)}
+from xmodal.experiments.suite import settings_for
 
 
 def main() -> None:
@@ -35,8 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     for name in args.tasks:
-        settings = SUITE[name].settings if name in SUITE else EXTRA.get(name, {})
-        ds = load_dataset(SUITE[name].dataset_name if name in SUITE else name)
+        dataset, settings = settings_for(name)
+        ds = load_dataset(dataset)
         res = compare(ds, args.strategies, args.seeds, {"body": args.body, **settings}, Path(args.out) / name,
                       probe=not args.no_probe)
         print(Path(res.files["markdown"]).read_text(), flush=True)

@@ -19,9 +19,7 @@ import numpy as np
 from xmodal import CrossModalEstimator
 from xmodal.data.builtin import load_dataset
 from xmodal.evaluate.metrics import get_metric
-from xmodal.experiments.suite import SUITE
-
-EXTRA = {"italypowerdemand": dict(max_tokens=64, epochs=30, batch_size=8, lr=1e-4)}
+from xmodal.experiments.suite import settings_for
 
 
 def stratified_fraction(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -47,8 +45,8 @@ def main() -> None:
     print("| task | fraction | train n | finetune | orca | gain (orca − finetune) |")
     print("|---|---|---|---|---|---|")
     for name in args.tasks:
-        settings = SUITE[name].settings if name in SUITE else EXTRA[name]
-        ds = load_dataset(SUITE[name].dataset_name if name in SUITE else name)
+        dataset, settings = settings_for(name)
+        ds = load_dataset(dataset)
         for frac in args.fractions:
             scores: dict[str, list[float]] = {"finetune": [], "orca": []}
             n = 0

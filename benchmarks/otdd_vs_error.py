@@ -18,9 +18,7 @@ from scipy.stats import pearsonr, spearmanr
 from xmodal import CrossModalEstimator
 from xmodal.data.builtin import load_dataset
 from xmodal.evaluate.metrics import get_metric
-from xmodal.experiments.suite import SUITE
-
-EXTRA = {"italypowerdemand": dict(max_tokens=64, epochs=30, batch_size=8, lr=1e-4)}
+from xmodal.experiments.suite import settings_for
 
 
 def main() -> None:
@@ -35,8 +33,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     summary = []
     for name in args.tasks:
-        settings = SUITE[name].settings if name in SUITE else EXTRA[name]
-        ds = load_dataset(SUITE[name].dataset_name if name in SUITE else name)
+        dataset, settings = settings_for(name)
+        ds = load_dataset(dataset)
         dist, err = [], []
         for e in args.epochs:
             for seed in args.seeds:

@@ -18,7 +18,7 @@ from typing import Any
 
 from xmodal.errors import XmodalError
 
-__all__ = ["SuiteTask", "SUITE", "get_task", "suite_tasks"]
+__all__ = ["SuiteTask", "SUITE", "get_task", "suite_tasks", "settings_for"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,19 @@ def get_task(name: str) -> SuiteTask:
 def suite_tasks(quick: bool = False) -> list[SuiteTask]:
     """All tasks, or the ``--quick`` subset."""
     return [t for t in SUITE.values() if t.quick or not quick]
+
+
+#: settings for built-in datasets outside the suite that the benchmark scripts also run
+EXTRA_SETTINGS: dict[str, dict[str, Any]] = {
+    "italypowerdemand": dict(_SERIES),
+    "wine": dict(_SERIES),
+}
+
+
+def settings_for(name: str) -> tuple[str, dict[str, Any]]:
+    """``(dataset name, estimator settings)`` of a suite task or of a dataset in :data:`EXTRA_SETTINGS`."""
+    if name in SUITE:
+        return SUITE[name].dataset_name, dict(SUITE[name].settings)
+    if name in EXTRA_SETTINGS:
+        return name, dict(EXTRA_SETTINGS[name])
+    raise XmodalError(f"no benchmark settings for {name!r}; known: {sorted(SUITE) + sorted(EXTRA_SETTINGS)}")

@@ -8,6 +8,7 @@ position biases, so only its patch-embedding LayerNorm seeds the embedder's.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,20 +24,27 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
 
 
-@torch.no_grad()
-def _image_tokens(body: Body, proxy: Any, batch_size: int, prefix_tokens: bool) -> SourceTokens:
-    """Proxy images → the body's original patch embedding: tokens ``(n, T, D)`` on the patch grid
-    (prefix tokens dropped, as in :func:`_image_features`)."""
+def _patch_grid(body: Body) -> tuple[int, int]:
+    cfg = body.model.config
+    size, patch = _pair(cfg.image_size), _pair(cfg.patch_size)
+    return size[0] // patch[0], size[1] // patch[1]
+
+
+def _image_token_batches(body: Body, proxy: Any, batch_size: int, prefix_tokens: bool) -> Iterator[torch.Tensor]:
+    """Proxy images → the body's original patch embedding, ``batch_size`` images at a time: ``(b, T, D)``.
+
+    Images are resized (bilinear) to the config's ``image_size``; gray images are repeated to the
+    config's ``num_channels`` (colour images averaged when the model takes one channel). With
+    ``prefix_tokens`` the tokens before the patch tokens (CLS, distillation, registers) are dropped.
+    """
     if proxy.modality != "image":
         raise XmodalError(f"a vision body embeds image proxies; {proxy.name!r} is {proxy.modality}")
     cfg = body.model.config
     size = _pair(cfg.image_size)
-    patch = _pair(cfg.patch_size)
-    grid = (size[0] // patch[0], size[1] // patch[1])
+    grid = _patch_grid(body)
     emb = body._source_embeddings[0]
     device = next(body.parameters()).device
     emb.to(device).eval()
-    out = []
     for i in range(0, len(proxy.inputs), batch_size):
         x = torch.as_tensor(np.asarray(proxy.inputs[i : i + batch_size]), dtype=torch.float32, device=device)
         if x.ndim != 4:
@@ -49,43 +57,22 @@ def _image_tokens(body: Body, proxy: Any, batch_size: int, prefix_tokens: bool) 
         h = h[0] if isinstance(h, tuple) else h
         if prefix_tokens:
             h = h[:, max(h.shape[1] - grid[0] * grid[1], 0) :]
-        out.append(h.float())
+        yield h.float()
+
+
+@torch.no_grad()
+def _image_tokens(body: Body, proxy: Any, batch_size: int, prefix_tokens: bool) -> SourceTokens:
+    """All proxy images as tokens ``(n, T, D)`` on the patch grid (see :func:`_image_token_batches`)."""
+    out = list(_image_token_batches(body, proxy, batch_size, prefix_tokens))
     if not out:
         raise XmodalError(f"proxy {proxy.name!r} is empty")
-    return SourceTokens(torch.cat(out), None, grid)
+    return SourceTokens(torch.cat(out), None, _patch_grid(body))
 
 
 @torch.no_grad()
 def _image_features(body: Body, proxy: Any, batch_size: int, prefix_tokens: bool) -> torch.Tensor:
-    """Proxy images → the body's original patch embedding → mean over patch tokens: ``(n, D)``.
-
-    Images are resized (bilinear) to the config's ``image_size``; gray images are repeated to the
-    config's ``num_channels`` (colour images averaged when the model takes one channel). With
-    ``prefix_tokens`` the tokens before the patch tokens (CLS, distillation, registers) are dropped.
-    """
-    if proxy.modality != "image":
-        raise XmodalError(f"a vision body embeds image proxies; {proxy.name!r} is {proxy.modality}")
-    cfg = body.model.config
-    size = _pair(cfg.image_size)
-    patch = _pair(cfg.patch_size)
-    n_patches = (size[0] // patch[0]) * (size[1] // patch[1])
-    emb = body._source_embeddings[0]
-    device = next(body.parameters()).device
-    emb.to(device).eval()
-    out = []
-    for i in range(0, len(proxy.inputs), batch_size):
-        x = torch.as_tensor(np.asarray(proxy.inputs[i : i + batch_size]), dtype=torch.float32, device=device)
-        if x.ndim != 4:
-            raise XmodalError(f"image proxy {proxy.name!r} must be (N, C, H, W); got a batch of shape {tuple(x.shape)}")
-        if tuple(x.shape[2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        if x.shape[1] != cfg.num_channels:
-            x = x.mean(1, keepdim=True).expand(-1, cfg.num_channels, -1, -1)
-        h = emb(x)
-        h = h[0] if isinstance(h, tuple) else h
-        if prefix_tokens:
-            h = h[:, max(h.shape[1] - n_patches, 0) :]
-        out.append(h.mean(1).float().cpu())
+    """Proxy images → mean over patch tokens: ``(n, D)``, one batch of tokens in memory at a time."""
+    out = [h.mean(1).cpu() for h in _image_token_batches(body, proxy, batch_size, prefix_tokens)]
     if not out:
         return torch.zeros(0, body.in_width)
     return torch.cat(out)

@@ -12,7 +12,8 @@ from xmodal import CrossModalEstimator
 from xmodal.align import ALIGNERS
 from xmodal.cli import main
 
-TINY = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False, source_size=60, proxy="mnist")
+BASE = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False, source_size=60, proxy="mnist")
+TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +31,7 @@ def _task(n=24, length=20, seed=0):
 @pytest.mark.parametrize("align", ["otdd", "mmd", "euclidean", "transrate"])
 def test_distance_alignment_moves_only_the_embedder_and_lowers_the_distance(align):
     X, y = _task()
-    est = CrossModalEstimator(align=align, align_epochs=6, align_lr=1e-2, align_steps=2, epochs=0, **TINY)
+    est = CrossModalEstimator(align=align, align_epochs=6, align_lr=1e-2, align_steps=2, epochs=0, **BASE)
     est.fit(X, y)
     rep = est.report_.align
     assert rep["objective"] == align and len(rep["history"]) >= 2
@@ -48,7 +49,7 @@ def test_dense_task_gets_pseudo_labels():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 1, 8, 8)).astype(np.float32)
     y = np.cumsum(X[:, 0], axis=-1)
-    est = CrossModalEstimator(task="dense-regression", align="otdd", align_epochs=2, epochs=0, **TINY).fit(X, y)
+    est = CrossModalEstimator(task="dense-regression", align="otdd", align_epochs=2, epochs=0, **BASE).fit(X, y)
     assert 2 <= est.report_.align["target_classes"] <= est.report_.align["source_classes"]
 
 
@@ -56,7 +57,7 @@ def test_early_stopping_and_registry():
     assert {"none", "warmup", "otdd", "mmd", "euclidean", "transrate"} <= set(ALIGNERS)
     X, y = _task()
     # lr so small that the distance cannot improve by 1 %: patience ends the stage early
-    est = CrossModalEstimator(align="otdd", align_epochs=30, align_lr=1e-9, epochs=0, **TINY).fit(X, y)
+    est = CrossModalEstimator(align="otdd", align_epochs=30, align_lr=1e-9, epochs=0, **BASE).fit(X, y)
     assert est.report_.align["stopped_early"]
     assert len(est.report_.align["history"]) == 1 + 10  # epoch 0 + the default patience of 10
 

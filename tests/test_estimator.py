@@ -12,7 +12,8 @@ import torch
 import xmodal.estimator as est_mod
 from xmodal import CrossModalEstimator, XmodalError, load
 
-TINY = dict(body="vit-tiny-random", max_tokens=8, batch_size=8, device="cpu", verbose=False)
+BASE = dict(body="vit-tiny-random", max_tokens=8, batch_size=8, device="cpu", verbose=False)
+TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 
 def sign_of_mean(n=48, length=16, seed=0):
@@ -156,8 +157,8 @@ def test_regression_predictions_are_in_the_users_units():
 
 def test_warmup_moves_the_embedder_and_leaves_the_body_unchanged():
     X, y = sign_of_mean(n=16)
-    plain = CrossModalEstimator(align="none", epochs=0, **TINY).fit(X, y)
-    warm = CrossModalEstimator(align="warmup", align_epochs=2, align_lr=1e-2, epochs=0, **TINY).fit(X, y)
+    plain = CrossModalEstimator(align="none", epochs=0, **BASE).fit(X, y)
+    warm = CrossModalEstimator(align="warmup", align_epochs=2, align_lr=1e-2, epochs=0, **BASE).fit(X, y)
     assert [r["epoch"] for r in warm.report_.align["history"]] == [1, 2]
     assert plain.report_.align["history"] == []
     body_a, body_b = plain.model_.body.state_dict(), warm.model_.body.state_dict()
@@ -201,9 +202,9 @@ CKPT = "finetune.ckpt.safetensors"
 
 def test_rerun_of_a_finished_run_trains_nothing_and_predicts_the_same(tmp_path):
     X, y = sign_of_mean(n=16)
-    first = CrossModalEstimator(epochs=3, align="warmup", align_epochs=1, **TINY).fit(X, y, checkpoint_dir=tmp_path)
+    first = CrossModalEstimator(epochs=3, align="warmup", align_epochs=1, **BASE).fit(X, y, checkpoint_dir=tmp_path)
     assert (tmp_path / CKPT).is_file() and (tmp_path / "aligned.safetensors").is_file()
-    second = CrossModalEstimator(epochs=3, align="warmup", align_epochs=1, **TINY).fit(X, y, checkpoint_dir=tmp_path)
+    second = CrossModalEstimator(epochs=3, align="warmup", align_epochs=1, **BASE).fit(X, y, checkpoint_dir=tmp_path)
     # the records come back from the checkpoint (timings included): no epoch was run again
     assert second.report_.finetune == first.report_.finetune
     assert second.report_.align == first.report_.align  # stage-2 history restored, not rerun

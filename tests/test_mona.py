@@ -15,7 +15,8 @@ from xmodal.errors import XmodalError
 from xmodal.model import assemble, build_body, resolve_body
 from xmodal.model.bodies import SourceTokens
 
-TINY = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False, proxy="mnist")
+BASE = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False, proxy="mnist")
+TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +109,7 @@ def _task(n=24, length=20, seed=0):
 
 def test_mona_stage_trains_embedder_and_head_only_and_logs_each_epoch():
     X, y = _task()
-    est = CrossModalEstimator(align="mona", align_epochs=3, align_steps=2, align_lr=1e-3, epochs=0, **TINY)
+    est = CrossModalEstimator(align="mona", align_epochs=3, align_steps=2, align_lr=1e-3, epochs=0, **BASE)
     est.fit(X, y)
     rep = est.report_.align
     assert rep["objective"] == "mona" and len(rep["history"]) == 3
@@ -137,4 +138,4 @@ def test_bad_mona_options_are_refused_before_training(monkeypatch):
     monkeypatch.setattr(estimator, "build_body", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     X, y = _task()
     with pytest.raises(XmodalError, match="unknown MoNA options"):
-        CrossModalEstimator(strategy="mona", align_options={"lambda": 1}, **TINY).fit(X, y)
+        CrossModalEstimator(strategy="mona", align_options={"lambda": 1}, **BASE).fit(X, y)

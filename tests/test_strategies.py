@@ -29,7 +29,8 @@ from xmodal.strategies import (
 )
 from xmodal.train.modes import get_mode
 
-TINY = dict(body="vit-tiny-random", max_tokens=8, batch_size=8, device="cpu", verbose=False)
+BASE = dict(body="vit-tiny-random", max_tokens=8, batch_size=8, device="cpu", verbose=False)
+TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 TINY_BERT = {
     "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
     "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 64,
@@ -103,7 +104,10 @@ def test_unknown_strategy_lists_the_known_names():
 def test_strategy_none_is_named_after_align_and_mode():
     assert resolve_strategy(None, "otdd", "full").name == "orca"
     assert resolve_strategy(None, "none", "frozen").name == "frozen"
-    assert resolve_strategy(None).name == "finetune"  # the estimator's defaults
+    assert resolve_strategy(None).name == "orca"  # the estimator's defaults: align-then-refine
+    assert resolve_strategy(None, None, "scratch").name == "scratch"  # a random body: nothing to align to
+    assert resolve_strategy(None, None, "frozen").align == "otdd"
+    assert resolve_strategy("finetune", None).align == "none"
     custom = resolve_strategy(None, "warmup", "fpt")
     assert (custom.name, custom.align, custom.mode, custom.embedder_init) == ("custom", "warmup", "fpt", "random")
     assert strategy_for("none", "full", "body") == "finetune++"
@@ -124,7 +128,7 @@ def test_mona_without_its_aligner_is_refused_before_weights_load(no_weights, mon
     assert get_strategy("mona").align == "mona"
     X, y = series()
     with pytest.raises(XmodalError, match="strategy 'mona' needs the stage-2 aligner 'mona'"):
-        CrossModalEstimator(strategy="mona", **TINY).fit(X, y)
+        CrossModalEstimator(strategy="mona", **BASE).fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +136,7 @@ def test_mona_without_its_aligner_is_refused_before_weights_load(no_weights, mon
     [
         ({"strategy": "nope"}, "unknown strategy 'nope'"),
         ({"strategy": "orca", "align": "warmup"}, "strategy 'orca' runs align='otdd'.*align='warmup'"),
-        ({"strategy": "finetune++", "align": "otdd"}, "conflicts with align='otdd'"),
+        ({"strategy": "finetune++", "align": "mmd"}, "conflicts with align='mmd'"),
         ({"strategy": "frozen", "mode": "fpt"}, "conflicts with mode='fpt'"),
         ({"strategy": "warmup", "align": "mmd", "mode": "scratch"}, "align='mmd' and mode='scratch'"),
     ],
@@ -140,7 +144,7 @@ def test_mona_without_its_aligner_is_refused_before_weights_load(no_weights, mon
 def test_unknown_or_conflicting_strategy_is_refused_before_weights_load(no_weights, kwargs, match):
     X, y = series()
     with pytest.raises(XmodalError, match=match):
-        CrossModalEstimator(**kwargs, **TINY).fit(X, y)
+        CrossModalEstimator(**kwargs, **BASE).fit(X, y)
 
 
 def test_align_or_mode_equal_to_the_strategys_is_no_conflict():
@@ -187,15 +191,15 @@ def test_strategies_drive_the_fit(monkeypatch):
     monkeypatch.setattr(est_mod, "build_body", spy)
     X, y = series()
     base = CrossModalEstimator(epochs=0, **TINY).fit(X, y)
-    frozen = CrossModalEstimator(strategy="frozen", epochs=2, lr=1e-2, **TINY).fit(X, y)
+    frozen = CrossModalEstimator(strategy="frozen", epochs=2, lr=1e-2, **BASE).fit(X, y)
     for key, value in base.model_.body.state_dict().items():
         torch.testing.assert_close(frozen.model_.body.state_dict()[key], value, rtol=0, atol=0, msg=key)
     head_a, head_b = base.model_.head.state_dict(), frozen.model_.head.state_dict()
     assert any(not torch.equal(head_a[k], head_b[k]) for k in head_a)  # the head did train
-    warm = CrossModalEstimator(strategy="warmup", align_epochs=1, epochs=0, **TINY).fit(X, y)
+    warm = CrossModalEstimator(strategy="warmup", align_epochs=1, epochs=0, **BASE).fit(X, y)
     assert [r["epoch"] for r in warm.report_.align["history"]] == [1]
     assert warm.report_.strategy == {"name": "warmup", "align": "warmup", "mode": "full", "embedder_init": "random"}
-    CrossModalEstimator(strategy="scratch", epochs=0, **TINY).fit(X, y)
+    CrossModalEstimator(strategy="scratch", epochs=0, **BASE).fit(X, y)
     assert calls == [True, True, True, False]
     assert (base.strategy_, frozen.strategy_, warm.strategy_) == ("finetune", "frozen", "warmup")
 
@@ -314,7 +318,7 @@ def test_finetune_pp_refuses_a_body_without_an_input_embedding(vit):
 
 def test_strategy_round_trips_through_save_and_load(tmp_path):
     X, y = series()
-    est = CrossModalEstimator(strategy="finetune++", epochs=1, **TINY).fit(X, y)
+    est = CrossModalEstimator(strategy="finetune++", epochs=1, **BASE).fit(X, y)
     folder = est.save(tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
     assert config["params"]["strategy"] == "finetune++"
@@ -326,7 +330,7 @@ def test_strategy_round_trips_through_save_and_load(tmp_path):
     np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
     assert again.resolve_strategy().embedder_init == "body"
 
-    plain = CrossModalEstimator(align="warmup", align_epochs=1, epochs=0, **TINY).fit(X, y)
+    plain = CrossModalEstimator(align="warmup", align_epochs=1, epochs=0, **BASE).fit(X, y)
     config = json.loads((plain.save(tmp_path / "p") / "config.json").read_text())
     assert config["params"]["strategy"] is None and config["strategy"]["name"] == "warmup"
     assert load(tmp_path / "p").strategy_ == "warmup"
@@ -334,14 +338,14 @@ def test_strategy_round_trips_through_save_and_load(tmp_path):
 
 def test_run_key_holds_the_resolved_strategy(tmp_path):
     X, y = series()
-    first = CrossModalEstimator(strategy="warmup", align_epochs=1, epochs=1, **TINY).fit(X, y, checkpoint_dir=tmp_path)
+    first = CrossModalEstimator(strategy="warmup", align_epochs=1, epochs=1, **BASE).fit(X, y, checkpoint_dir=tmp_path)
     # the same run spelled with align=: resumes (nothing trained again) instead of being refused
-    again = CrossModalEstimator(align="warmup", align_epochs=1, epochs=1, **TINY).fit(X, y, checkpoint_dir=tmp_path)
+    again = CrossModalEstimator(align="warmup", align_epochs=1, epochs=1, **BASE).fit(X, y, checkpoint_dir=tmp_path)
     assert again.report_.finetune == first.report_.finetune and again.report_.align == first.report_.align
     other = tmp_path / "other"
-    CrossModalEstimator(strategy="finetune", epochs=1, **TINY).fit(X, y, checkpoint_dir=other)
+    CrossModalEstimator(strategy="finetune", epochs=1, **BASE).fit(X, y, checkpoint_dir=other)
     with pytest.raises(XmodalError, match="other settings.*strategy"):
-        CrossModalEstimator(strategy="finetune++", epochs=1, **TINY).fit(X, y, checkpoint_dir=other)
+        CrossModalEstimator(strategy="finetune++", epochs=1, **BASE).fit(X, y, checkpoint_dir=other)
 
 
 # ------------------------------------------------------------------ command line
@@ -364,7 +368,8 @@ def npz(tmp_path):
     return path
 
 
-FAST = ["--body", "vit-tiny-random", "--epochs", "1", "--max-tokens", "8", "--batch-size", "8", "--device", "cpu"]
+FAST_BASE = ["--body", "vit-tiny-random", "--epochs", "1", "--max-tokens", "8", "--batch-size", "8", "--device", "cpu"]
+FAST = [*FAST_BASE, "--align", "none"]
 
 
 def test_cli_lists_every_strategy(capsys):
@@ -376,7 +381,7 @@ def test_cli_lists_every_strategy(capsys):
 
 def test_cli_fit_with_finetune_pp_records_the_strategy(tmp_path, npz, capsys):
     run = tmp_path / "run"
-    code, out, err = run_cli(capsys, "fit", npz, *FAST, "--strategy", "finetune++", "--out", run)
+    code, out, err = run_cli(capsys, "fit", npz, *FAST_BASE, "--strategy", "finetune++", "--out", run)
     assert code == 0, err
     assert "strategy: finetune++" in out and "test accuracy" in out
     config = json.loads((run / "config.json").read_text())
@@ -400,7 +405,7 @@ def test_cli_fit_without_strategy_records_the_matching_name(tmp_path, npz, capsy
 
 def test_cli_conflicting_strategy_is_one_error_line_and_writes_nothing(tmp_path, npz, capsys):
     run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "fit", npz, *FAST, "--strategy", "orca", "--align", "warmup", "--out", run)
+    code, _, err = run_cli(capsys, "fit", npz, *FAST_BASE, "--strategy", "orca", "--align", "warmup", "--out", run)
     assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
     assert "conflicts with align='warmup'" in err
     assert not run.exists()

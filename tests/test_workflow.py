@@ -7,7 +7,8 @@ import pytest
 
 from xmodal import CrossModalEstimator, XmodalError, load
 
-TINY = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False)
+BASE = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False)
+TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 
 def _separable(n=12, length=10, seed=0):

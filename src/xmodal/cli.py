@@ -95,9 +95,9 @@ def _add_training_args(p: argparse.ArgumentParser, per_run: bool = True) -> None
     g.add_argument("--strategy", default=None, choices=list(STRATEGIES), metavar="NAME",
                    help="transfer strategy of the ORCA/MoNA papers, which sets the embedder init, --align and "
                    f"--mode: {', '.join(STRATEGIES)} (see `xmodal strategies`; default: from --align/--mode)")
-    g.add_argument("--align", default=DEFAULT_ALIGN,
+    g.add_argument("--align", default=None,
                    help="stage-2 aligner: none | warmup | otdd | mmd | euclidean | transrate | … "
-                   f"(default: {DEFAULT_ALIGN}); must agree with --strategy")
+                   f"(default: {DEFAULT_ALIGN}, none with --mode scratch); must agree with --strategy")
     g.add_argument("--mode", default=DEFAULT_MODE,
                    help=f"stage-3 mode: full | fpt | frozen | scratch (default: {DEFAULT_MODE}); "
                    "must agree with --strategy")
@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("strategies", help="list the transfer strategies (--strategy of fit)")
     p.set_defaults(func=cmd_strategies)
 
-    p = sub.add_parser("demo", help="fine-tune MiniLM on GunPoint next to the scratch baseline (CPU, minutes)")
+    p = sub.add_parser("demo", help="orca vs finetune vs scratch on GunPoint with MiniLM (CPU, minutes)")
     p.add_argument("--dataset", default="gunpoint")
     p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     p.add_argument("--out", default=None, help="also write the demo's table as JSON here")

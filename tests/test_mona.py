@@ -139,3 +139,21 @@ def test_bad_mona_options_are_refused_before_training(monkeypatch):
     X, y = _task()
     with pytest.raises(XmodalError, match="unknown MoNA options"):
         CrossModalEstimator(strategy="mona", align_options={"lambda": 1}, **BASE).fit(X, y)
+
+
+def test_selected_source_batch_is_cut_to_its_longest_sentence_without_changing_features():
+    from xmodal.model.bodies.base import SourceTokens, body_from_config
+
+    torch.manual_seed(0)
+    body = body_from_config("language", {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1,
+                                         "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100,
+                                         "max_position_embeddings": 64}).eval()
+    lengths = torch.tensor([3, 12, 5, 7])
+    mask = (torch.arange(12).unsqueeze(0) < lengths.unsqueeze(1)).long()
+    src = SourceTokens(torch.randn(4, 12, 32), mask, (12,))
+    part = src.select(torch.tensor([0, 2, 3]))
+    assert part.tokens.shape == (3, 7, 32) and part.grid == (7,) and part.mask.shape == (3, 7)
+    with torch.no_grad():
+        full = body.encode_source(src)[[0, 2, 3]]
+        cut = body.encode_source(part)
+    torch.testing.assert_close(cut, full, rtol=1e-5, atol=1e-6)

@@ -143,9 +143,18 @@ class SourceTokens:
         return int(self.tokens.shape[0])
 
     def select(self, index: torch.Tensor) -> SourceTokens:
-        """The rows at ``index``, on the tokens' device."""
+        """The rows at ``index``, on the tokens' device. Padded sequences (a 1-D grid with a mask) are cut
+        to the longest selected one: padding is masked out of attention and pooling, so the outputs at
+        the real tokens do not change, and a batch of WNUT-16 sentences (31 of 64 tokens real on
+        average) costs the body about half the work."""
         index = index.to(self.tokens.device)
-        return SourceTokens(self.tokens[index], None if self.mask is None else self.mask[index], self.grid)
+        if self.mask is None:
+            return SourceTokens(self.tokens[index], None, self.grid)
+        mask = self.mask[index]
+        if len(self.grid) != 1:
+            return SourceTokens(self.tokens[index], mask, self.grid)
+        length = max(1, int(mask.sum(1).max()))
+        return SourceTokens(self.tokens[index, :length], mask[:, :length], (length,))
 
     def to(self, device: torch.device | str) -> SourceTokens:
         return SourceTokens(self.tokens.to(device), None if self.mask is None else self.mask.to(device), self.grid)

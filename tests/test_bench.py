@@ -57,5 +57,8 @@ def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "_run_cell", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
     again = bench.run_bench(["tiny-wine"], ["finetune", "peer"], [0, 1], out, body="vit-tiny-random", progress=False)
     assert [r["value"] for r in again.rows] == [r["value"] for r in res.rows]
+    partial = bench.run_bench(["tiny-wine"], ["finetune", "peer"], [0, 1, 2], out, body="vit-tiny-random",
+                              progress=False, report_only=True)  # seed 2 was never run: left out, not run
+    assert len(partial.rows) == 4 and "Sum of the 4 cells" in (out / "RESULTS.md").read_text()
     with pytest.raises(XmodalError, match="unknown strategy"):
         bench.run_bench(["tiny-wine"], ["nope"], [0], out)

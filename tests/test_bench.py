@@ -62,3 +62,16 @@ def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
     assert len(partial.rows) == 4 and "Sum of the 4 cells" in (out / "RESULTS.md").read_text()
     with pytest.raises(XmodalError, match="unknown strategy"):
         bench.run_bench(["tiny-wine"], ["nope"], [0], out)
+
+
+def test_head_to_head_picks_the_best_transfer_strategy_and_respects_the_metric_direction():
+    def row(task, method, value, higher=True):
+        return {"task": task, "method": method, "value": value, "metric": "m", "higher_is_better": higher}
+
+    rows = [row("a", "orca", 0.8), row("a", "finetune", 0.9), row("a", "scratch", 0.7), row("a", "peer", 0.95),
+            row("b", "orca", 0.2, False), row("b", "finetune", 0.3, False), row("b", "peer", 0.25, False),
+            row("c", "peer", 0.5)]  # no transfer strategy ran on c: left out
+    duel = bench.head_to_head(rows, ["a", "b", "c"], ["orca", "finetune", "scratch", "peer"])
+    assert [d["task"] for d in duel] == ["a", "b"]
+    assert (duel[0]["best"], duel[0]["beats_peer"], duel[0]["beats_scratch"]) == ("finetune", False, True)
+    assert (duel[1]["best"], duel[1]["beats_peer"], duel[1]["beats_scratch"]) == ("orca", True, None)

@@ -30,7 +30,8 @@ import numpy as np
 from xmodal.errors import XmodalError
 from xmodal.experiments.suite import SuiteTask, get_task
 
-__all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "DEFAULT_METHODS"]
+__all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "head_to_head",
+           "DEFAULT_METHODS"]
 
 DEFAULT_METHODS = ("orca", "mona", "finetune", "scratch", "peer")
 
@@ -154,6 +155,33 @@ def _summary(rows: list[dict[str, Any]], task: str, method: str) -> dict[str, fl
     }
 
 
+def head_to_head(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[dict[str, Any]]:
+    """Per task: xmodal's best transfer strategy (the best mean among ``methods`` other than ``peer`` and
+    ``scratch``) against the expert peer and against ``scratch``.
+
+    Returns one dict per task that has a transfer strategy: ``task``, ``best`` (strategy name),
+    ``best_mean``, ``peer_mean`` / ``scratch_mean`` (``None`` when not run) and ``beats_peer`` /
+    ``beats_scratch`` (strictly better mean; ``None`` when the other side was not run).
+    """
+    out = []
+    for t in tasks:
+        sums = {m: _summary(rows, t, m) for m in methods}
+        transfer = {m: s for m, s in sums.items() if s is not None and m not in ("peer", "scratch")}
+        if not transfer:
+            continue
+        higher = next(iter(transfer.values()))["higher"]
+        pick = max if higher else min
+        best = pick(transfer, key=lambda m: transfer[m]["mean"])
+        b = transfer[best]["mean"]
+        row: dict[str, Any] = {"task": t, "best": best, "best_mean": b}
+        for other in ("peer", "scratch"):
+            o = sums.get(other)
+            row[f"{other}_mean"] = None if o is None else o["mean"]
+            row[f"beats_{other}"] = None if o is None else (b > o["mean"] if higher else b < o["mean"])
+        out.append(row)
+    return out
+
+
 def _error(mean: float, higher: bool) -> float:
     """Lower-is-better error of a metric value (1 − accuracy-like metrics; the value itself otherwise)."""
     return 1.0 - mean if higher else mean
@@ -250,6 +278,21 @@ def write_results(
             else:
                 cells.append(f"{s['total_s']:.1f}")
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    duel = head_to_head(rows, tasks, methods)
+    if duel:
+        lines += ["", "xmodal's best transfer strategy (best mean among the methods other than peer and scratch) "
+                  "against the expert peer and against scratch:", "",
+                  "| task | best strategy | its mean | peer | scratch |", "|---|---|---|---|---|"]
+        for d in duel:
+            vs = ["–" if d[f"{o}_mean"] is None else
+                  f"{d[f'{o}_mean']:.4f} ({'beaten' if d[f'beats_{o}'] else 'not beaten'})"
+                  for o in ("peer", "scratch")]
+            lines.append(f"| {d['task']} | {d['best']} | {d['best_mean']:.4f} | {vs[0]} | {vs[1]} |")
+        for o in ("peer", "scratch"):
+            known = [d for d in duel if d[f"beats_{o}"] is not None]
+            if known:
+                lines.append("")
+                lines.append(f"Beats {o} on {sum(d[f'beats_{o}'] for d in known)} of {len(known)} tasks.")
     taus, prof = performance_profile(rows, tasks, methods)
     png = out_dir / "performance_profile.png"
     plot_performance_profile(taus, prof, png, f"performance profile ({len(tasks)} tasks)")

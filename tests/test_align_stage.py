@@ -11,6 +11,7 @@ import torch
 from xmodal import CrossModalEstimator
 from xmodal.align import ALIGNERS
 from xmodal.cli import main
+from xmodal.errors import XmodalError
 
 BASE = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False, source_size=60, proxy="mnist")
 TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
@@ -73,3 +74,23 @@ def test_cli_writes_the_alignment_curve(tmp_path):
     assert (run / "align_curve.png").stat().st_size > 1000
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["align"]["objective"] == "otdd"
+
+
+def test_curve_subset_keeps_small_classes_whole_and_is_fixed():
+    from xmodal.align.distance import curve_subset
+
+    labels = torch.tensor([0] * 5 + [1] * 30 + [2] * 3)
+    idx = curve_subset(labels, 10, seed=0)
+    assert torch.bincount(labels[idx]).tolist() == [5, 10, 3]
+    assert torch.equal(idx, curve_subset(labels, 10, seed=0)) and torch.equal(idx, idx.sort().values)
+    assert not torch.equal(idx, curve_subset(labels, 10, seed=1))
+    assert torch.equal(curve_subset(labels, None, seed=0), torch.arange(38))
+
+
+def test_the_logged_curve_uses_the_capped_subset():
+    X, y = _task(n=30)
+    capped = CrossModalEstimator(align="otdd", align_epochs=2, epochs=0, align_curve_per_class=4, **BASE).fit(X, y)
+    full = CrossModalEstimator(align="otdd", align_epochs=2, epochs=0, align_curve_per_class=None, **BASE).fit(X, y)
+    assert capped.report_.align["curve_samples"] == 12 and full.report_.align["curve_samples"] == 30
+    with pytest.raises(XmodalError, match="curve_per_class"):
+        CrossModalEstimator(align="otdd", align_curve_per_class=1, **BASE).fit(X, y)

@@ -83,6 +83,9 @@ def _add_training_args(p: argparse.ArgumentParser, per_run: bool = True) -> None
     t.add_argument("--align-lr", type=float, default=None,
                    help="stage-2 learning rate (default: 1e-3; mona 3e-5)")
     t.add_argument("--align-steps", type=int, default=4, help="stage-2 optimiser steps per epoch (default 4)")
+    t.add_argument("--align-curve-per-class", type=_optional_int, default=100, metavar="N",
+                   help="the per-epoch stage-2 distance uses at most N target samples per class "
+                   "(default 100; 'all' for the full set)")
     t.add_argument("--align-option", type=_align_option, action="append", default=[], metavar="KEY=VALUE",
                    help="stage-2 objective option, repeatable, e.g. inner=exact (otdd) or lam=0.5 (mona)")
     t.add_argument("--proxy", default=None, help="source proxy: wnut16 | mnist | fashion-mnist (default: body's)")
@@ -113,6 +116,7 @@ def _estimator_from_args(args: argparse.Namespace, task: str) -> Any:
         weight_decay=args.weight_decay, optimizer=args.optimizer, warmup_ratio=args.warmup_ratio,
         accumulate=args.accumulate, clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs,
         align_lr=args.align_lr, align_steps=args.align_steps, proxy=args.proxy, source_size=args.source_size,
+        align_curve_per_class=args.align_curve_per_class,
         align_options=dict(args.align_option) or None, seed=args.seed, device=args.device, precision=args.precision,
         verbose=not args.quiet,
     )
@@ -126,8 +130,19 @@ def _shared_params(args: argparse.Namespace) -> dict[str, Any]:
         optimizer=args.optimizer, warmup_ratio=args.warmup_ratio, accumulate=args.accumulate,
         clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs, align_lr=args.align_lr,
         align_steps=args.align_steps, align_options=dict(args.align_option) or None, proxy=args.proxy,
+        align_curve_per_class=args.align_curve_per_class,
         source_size=args.source_size, device=args.device, precision=args.precision,
     )
+
+
+def _optional_int(text: str) -> int | None:
+    """An integer, or ``all`` / ``none`` for no limit."""
+    if text.strip().lower() in ("all", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
 
 
 def _int_list(text: str) -> list[int]:

@@ -87,6 +87,8 @@ class CrossModalEstimator:
         source_size: proxy samples embedded once and cached (default 5000, as in ORCA).
         align_steps: optimiser steps per stage-2 epoch for distance objectives.
         align_options: extra objective options, e.g. ``{"inner": "gaussian"}`` for OTDD.
+        align_curve_per_class: the per-epoch stage-2 distance (curve, early stop) is taken on a fixed
+            subset with at most this many target samples per class (default 100; ``None``: all).
         verbose: progress bars.
 
     After ``fit`` (or :func:`load`), ``strategy_`` names the strategy that ran (``"custom"`` for an
@@ -116,6 +118,7 @@ class CrossModalEstimator:
         source_size: int = 5000,
         align_steps: int = 4,
         align_options: dict | None = None,
+        align_curve_per_class: int | None = 100,
         seed: int = 0,
         device: str = "auto",
         precision: str = "auto",
@@ -142,6 +145,7 @@ class CrossModalEstimator:
         self.source_size = source_size
         self.align_steps = align_steps
         self.align_options = align_options
+        self.align_curve_per_class = align_curve_per_class
         self.seed = seed
         self.device = device
         self.precision = precision
@@ -151,7 +155,8 @@ class CrossModalEstimator:
     _PARAMS = (
         "task", "body", "strategy", "align", "mode", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr",
         "weight_decay", "optimizer", "warmup_ratio", "accumulate", "clip_grad_norm", "align_epochs",
-        "align_lr", "proxy", "source_size", "align_steps", "align_options", "seed", "device", "precision", "verbose",
+        "align_lr", "proxy", "source_size", "align_steps", "align_options", "align_curve_per_class", "seed",
+        "device", "precision", "verbose",
     )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -200,7 +205,7 @@ class CrossModalEstimator:
         align_cfg = AlignConfig(
             epochs=self.align_epochs, lr=self.align_lr, batch_size=self.batch_size, steps_per_epoch=self.align_steps,
             proxy=self.proxy, source_size=self.source_size, precision=self.precision,
-            options=dict(self.align_options or {}),
+            options=dict(self.align_options or {}), curve_per_class=self.align_curve_per_class,
         )
         strategy = resolve_strategy(self.strategy, self.align, self.mode)
         aligner, mode = strategy.validate()

@@ -36,6 +36,11 @@ class AlignConfig:
         source_size: proxy samples embedded once and cached (ORCA: 5000).
         patience: stop when the logged distance has not improved by 1 % for this many epochs
             (``0`` disables early stopping).
+        curve_per_class: the distance logged after every epoch (the curve and the early stop) is that of
+            a fixed, seeded subset of the target set with at most this many samples per class (default
+            100); every class at or under the cap is taken whole, so small tasks log the full-set value.
+            ``None`` logs the full set. On MNIST-5k (4000 targets, 10 classes) one full-set value took
+            16.8 s, and the per-epoch curve alone made stage 2 2.4× as long as stage 3.
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (as in stage 3).
         body_key: identifies the body's weights in the source-feature cache (set by the estimator).
         options: extra keyword options for the objective (e.g. ``{"inner": "gaussian"}`` for OTDD).
@@ -48,6 +53,7 @@ class AlignConfig:
     proxy: str | None = None
     source_size: int = 5000
     patience: int = 10
+    curve_per_class: int | None = 100
     precision: str = "auto"
     body_key: str = ""
     options: dict = field(default_factory=dict)
@@ -60,12 +66,14 @@ class AlignConfig:
             or self.steps_per_epoch < 1
             or self.source_size < 2
             or self.patience < 0
+            or (self.curve_per_class is not None and self.curve_per_class < 2)
         )
         if bad:
             raise XmodalError(
                 f"alignment settings out of range (epochs={self.epochs} ≥ 0, lr={self.lr} > 0, "
                 f"batch_size={self.batch_size} ≥ 1, steps_per_epoch={self.steps_per_epoch} ≥ 1, "
-                f"source_size={self.source_size} ≥ 2, patience={self.patience} ≥ 0 required)"
+                f"source_size={self.source_size} ≥ 2, patience={self.patience} ≥ 0, "
+                f"curve_per_class={self.curve_per_class} ≥ 2 or None required)"
             )
 
     def to_dict(self) -> dict:

@@ -3,7 +3,8 @@
 Each epoch takes ``steps_per_epoch`` optimiser steps. A step draws a class-wise subsample of the
 target set (ORCA's Algorithm 1: up to ``batch_size`` samples per class), embeds it, mean-pools the
 tokens into features ``(n, D)`` and minimises ``objective.loss`` against the cached source-proxy
-features. After every epoch the distance of the *full* target set is logged (``value``), the
+features. After every epoch the distance of the target set is logged (``value``; a fixed subset of
+at most ``curve_per_class`` samples per class, which is the full set on small tasks), the
 schedule decays the learning rate ×0.2 every third of the epochs (ORCA: every 20 of 60), and the
 stage stops early once the logged distance has not improved by 1 % for ``patience`` epochs.
 
@@ -25,7 +26,7 @@ from xmodal.align.objectives import get_objective
 from xmodal.model.assembly import CrossModalModel
 from xmodal.train.loop import autocast
 
-__all__ = ["DistanceAligner", "target_labels", "embed_features"]
+__all__ = ["DistanceAligner", "target_labels", "embed_features", "curve_subset"]
 
 
 def target_labels(model: CrossModalModel, y: torch.Tensor, k_source: int, seed: int) -> torch.Tensor:
@@ -45,6 +46,15 @@ def embed_features(model: CrossModalModel, X: torch.Tensor, device: torch.device
         for xb in X.split(batch):
             feats.append(model.embed(xb.to(device)).mean(dim=1).float())
     return torch.cat(feats)
+
+
+def curve_subset(labels: torch.Tensor, per_class: int | None, seed: int) -> torch.Tensor:
+    """Sorted row indices of a fixed class-stratified subset: every class at or under ``per_class``
+    whole, larger ones cut to a seeded random ``per_class`` (all rows when ``per_class`` is None)."""
+    if per_class is None:
+        return torch.arange(labels.shape[0])
+    gen = torch.Generator().manual_seed(seed + 15485863)
+    return _classwise_sample(labels.cpu(), per_class, gen).sort().values
 
 
 def _classwise_sample(labels: torch.Tensor, per_class: int, gen: torch.Generator) -> torch.Tensor:
@@ -92,7 +102,10 @@ class DistanceAligner(Aligner):
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.2)
         gen = torch.Generator().manual_seed(seed + 104729)
         labels_dev = labels.to(device)
-        history: list[dict] = [{"epoch": 0, "distance": objective.value(embed_features(model, X, device), labels_dev)}]
+        curve = curve_subset(labels, cfg.curve_per_class, seed)
+        X_curve, labels_curve = X[curve], labels_dev[curve.to(device)]
+        history: list[dict] = [{"epoch": 0, "distance": objective.value(embed_features(model, X_curve, device),
+                                                                          labels_curve)}]
         best, stale = history[0]["distance"], 0
         model.embedder.train()
         bar = tqdm(range(epochs), desc=f"align ({self.name})", unit="epoch", disable=not progress, leave=False)
@@ -108,7 +121,7 @@ class DistanceAligner(Aligner):
                     loss.backward()
                     opt.step()
                 sched.step()
-                value = objective.value(embed_features(model, X, device), labels_dev)
+                value = objective.value(embed_features(model, X_curve, device), labels_curve)
                 history.append({"epoch": epoch + 1, "distance": value, "loss": float(loss.detach()),
                                 "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - te})
                 bar.set_postfix(distance=f"{value:.4g}")
@@ -124,6 +137,7 @@ class DistanceAligner(Aligner):
             "source_size": int(Xs.shape[0]),
             "source_classes": int(k_source),
             "target_classes": int(labels.unique().numel()),
+            "curve_samples": int(curve.numel()),
             "source_seconds": t_source,
             "seconds": time.perf_counter() - t0,
             "initial_distance": history[0]["distance"],

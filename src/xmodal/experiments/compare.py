@@ -34,7 +34,7 @@ __all__ = ["CompareResult", "compare", "summarize", "to_markdown", "write_csv"]
 SHARED_PARAMS = (
     "task", "body", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
     "warmup_ratio", "accumulate", "clip_grad_norm", "align_epochs", "align_lr", "proxy", "source_size",
-    "align_steps", "align_options", "device", "precision",
+    "align_steps", "align_options", "align_curve_per_class", "device", "precision",
 )
 
 

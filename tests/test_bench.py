@@ -75,3 +75,10 @@ def test_head_to_head_picks_the_best_transfer_strategy_and_respects_the_metric_d
     assert [d["task"] for d in duel] == ["a", "b"]
     assert (duel[0]["best"], duel[0]["beats_peer"], duel[0]["beats_scratch"]) == ("finetune", False, True)
     assert (duel[1]["best"], duel[1]["beats_peer"], duel[1]["beats_scratch"]) == ("orca", True, None)
+
+
+def test_peer_options_change_only_the_peer_cells_key():
+    plain = SuiteTask("t", "x", "fno", {"epochs": 1})
+    tuned = SuiteTask("t", "x", "fno", {"epochs": 1}, peer_options={"epochs": 10})
+    assert bench._key(plain, "orca", 0, "b", 10) == bench._key(tuned, "orca", 0, "b", 10)
+    assert bench._key(plain, "peer", 0, "b", 10) != bench._key(tuned, "peer", 0, "b", 10)

@@ -46,8 +46,11 @@ class BenchResult:
 
 
 def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int) -> str:
-    blob = json.dumps({"task": task.name, "dataset": task.dataset_name, "settings": task.settings, "peer": task.peer,
-                       "method": method, "seed": seed, "body": body, "n_train": n_train}, sort_keys=True)
+    spec = {"task": task.name, "dataset": task.dataset_name, "settings": task.settings, "peer": task.peer,
+            "method": method, "seed": seed, "body": body, "n_train": n_train}
+    if task.peer_options and method == "peer":  # only when set, so that the other cells keep their keys
+        spec["peer_options"] = task.peer_options
+    blob = json.dumps(spec, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -62,7 +65,7 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str) -> 
                            "higher_is_better": get_metric(metric).higher_is_better}
     t0 = time.perf_counter()
     if method == "peer":
-        value, _ = get_peer(task.peer).run(data, seed)
+        value, _ = get_peer(task.peer).run(data, seed, **task.peer_options)
         row.update(value=value, peer=task.peer, align_s=0.0, finetune_s=0.0)
     else:
         est = CrossModalEstimator(strategy=method, body=body, seed=seed, verbose=False, task=data.task, **task.settings)

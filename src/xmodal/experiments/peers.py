@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,16 +39,17 @@ class Peer:
     name: str
     description: str
     tasks: tuple[str, ...]
-    fit_score: Callable[[Dataset, int], float]
+    fit_score: Callable[..., float]
 
-    def run(self, data: Dataset, seed: int = 0) -> tuple[float, float]:
-        """Fit on the training split, score the test split: ``(metric value, seconds)``."""
+    def run(self, data: Dataset, seed: int = 0, **options: Any) -> tuple[float, float]:
+        """Fit on the training split, score the test split: ``(metric value, seconds)``. ``options`` go
+        to the peer's fit function (e.g. ``epochs=10`` for ``fno``)."""
         if data.task not in self.tasks:
             raise XmodalError(f"peer {self.name!r} handles {list(self.tasks)} tasks; {data.name!r} is {data.task}")
         if data.X_test is None:
             raise XmodalError(f"dataset {data.name!r} has no test split to score the peer on")
         t0 = time.perf_counter()
-        value = self.fit_score(data, seed)
+        value = self.fit_score(data, seed, **options)
         return float(value), time.perf_counter() - t0
 
 
@@ -170,7 +172,8 @@ PEERS: dict[str, Peer] = {
         Peer("minirocket", "MiniRocket (aeon), the time-series expert", ("classification",), _minirocket),
         Peer("hgb", "histogram gradient boosting (scikit-learn) on flattened inputs",
              ("classification", "regression"), _hgb),
-        Peer("fno", "Fourier neural operator (4 layers, 12 modes, width 32; 30 epochs)", ("dense-regression",), _fno),
+        Peer("fno", "Fourier neural operator (4 layers, 12 modes, width 32; 30 epochs unless the task sets fewer)",
+             ("dense-regression",), _fno),
     )
 }
 

@@ -245,7 +245,8 @@ def write_results(
     out_dir.mkdir(parents=True, exist_ok=True)
     head = "| task | metric | " + " | ".join(methods) + " |"
     lines = ["# xmodal benchmark results", "",
-             "Mean ± std over seeds of the test metric; best per task in **bold** (↑ higher / ↓ lower is better).",
+             "Mean ± std over seeds of the test metric (a single value where only one seed ran); best per task "
+             "in **bold** (↑ higher / ↓ lower is better).",
              "", head, "|" + "---|" * (len(methods) + 2)]
     for t in tasks:
         sums = {m: _summary(rows, t, m) for m in methods}
@@ -260,7 +261,7 @@ def write_results(
             if s is None:
                 cells.append("–")
                 continue
-            txt = f"{s['mean']:.4f} ± {s['std']:.4f}"
+            txt = f"{s['mean']:.4f} ± {s['std']:.4f}" if s["n"] > 1 else f"{s['mean']:.4f} (1 seed)"
             cells.append(f"**{txt}**" if s["mean"] == best else txt)
         lines.append(f"| {t} | {present[0]['metric']} {'↑' if higher else '↓'} | " + " | ".join(cells) + " |")
     lines += ["", "Mean seconds per cell (stage 2 + stage 3 for xmodal strategies; fit + predict for peers):", "",

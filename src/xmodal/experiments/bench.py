@@ -140,7 +140,7 @@ def run_bench(
                     print(f"[{done}/{n_cells}] {task.name} {method} seed {seed}: {row['metric']} {row['value']:.4f} "
                           f"({row['total_s']:.0f} s)", flush=True)
     seconds = time.perf_counter() - t_start
-    files = write_results(rows, out_dir, [t.name for t in suite], list(methods), seconds)
+    files = write_results(rows, out_dir, [t.name for t in suite], list(methods), None if report_only else seconds)
     return BenchResult(rows, seconds, files)
 
 
@@ -239,9 +239,10 @@ def plot_performance_profile(taus: np.ndarray, prof: dict[str, np.ndarray], path
 
 
 def write_results(
-    rows: list[dict[str, Any]], out_dir: Path, tasks: list[str], methods: list[str], seconds: float
+    rows: list[dict[str, Any]], out_dir: Path, tasks: list[str], methods: list[str], seconds: float | None
 ) -> dict[str, str]:
-    """Write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png`` into ``out_dir``."""
+    """Write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png`` into ``out_dir``
+    (``seconds``: wall time of the run that computed cells; ``None`` for a report-only run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     head = "| task | metric | " + " | ".join(methods) + " |"
     lines = ["# xmodal benchmark results", "",
@@ -303,8 +304,9 @@ def write_results(
     lines += ["", "![performance profile](performance_profile.png)", "",
               "Fraction of tasks on which each method is the best (ρ(1)): "
               + ", ".join(f"{m} {prof[m][0]:.2f}" for m in methods), "",
-              f"Wall time of this run (cells computed now; resumed cells cost nothing): {seconds:.0f} s. "
-              f"Sum of the {len(rows)} cells' own times (the cost of running them all at once): "
+              ("" if seconds is None else
+               f"Wall time of this run (cells computed now; resumed cells cost nothing): {seconds:.0f} s. ")
+              + f"Sum of the {len(rows)} cells' own times (the cost of running them all at once): "
               f"{sum(float(r.get('total_s', 0)) for r in rows):.0f} s.", ""]
     md = out_dir / "RESULTS.md"
     md.write_text("\n".join(lines))

@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from xmodal.errors import XmodalError
 from xmodal.experiments import bench
@@ -63,6 +64,23 @@ def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
     assert len(partial.rows) == 4 and "Sum of the 4 cells" in md and "Wall time of this run" not in md
     with pytest.raises(XmodalError, match="unknown strategy"):
         bench.run_bench(["tiny-wine"], ["nope"], [0], out)
+
+
+def test_parallel_jobs_give_the_sequential_cells_in_order(tmp_path, monkeypatch):
+    tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e-3),
+                     dataset="wine")
+    monkeypatch.setitem(SUITE, "tiny-wine", tiny)
+    args = (["tiny-wine"], ["finetune", "peer"], [0, 1])
+    seq = bench.run_bench(*args, tmp_path / "seq", body="vit-tiny-random", progress=False)
+    par = bench.run_bench(*args, tmp_path / "par", body="vit-tiny-random", progress=False, jobs=2)
+    assert [(r["method"], r["seed"]) for r in par.rows] == [(r["method"], r["seed"]) for r in seq.rows]
+    for a, b in zip(seq.rows, par.rows, strict=True):
+        # the peer is deterministic; the body's float sums may differ with the thread count
+        assert b["value"] == pytest.approx(a["value"], abs=0.0 if a["method"] == "peer" else 0.1)
+    assert {r["threads"] for r in par.rows} == {max(1, torch.get_num_threads() // 2)}
+    assert len(list((tmp_path / "par" / "cells" / "tiny-wine").glob("*.json"))) == 4
+    with pytest.raises(XmodalError, match="jobs must be"):
+        bench.run_bench(*args, tmp_path / "x", jobs=0)
 
 
 def test_head_to_head_picks_the_best_transfer_strategy_and_respects_the_metric_direction():

@@ -172,7 +172,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seeds = seeds[:1]
     t0 = time.perf_counter()
     res = run_bench(tasks, methods, seeds, args.out, body=args.body, progress=not args.quiet,
-                    report_only=args.report)
+                    report_only=args.report, jobs=args.jobs)
     print()
     print(Path(res.files["markdown"]).read_text())
     print(f"written: {res.files['markdown']}, {res.files['csv']}, {res.files['profile']}")
@@ -428,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body", default="minilm-l6", help="body of every xmodal strategy (default: minilm-l6)")
     p.add_argument("--out", default="bench", help="output folder (default: bench)")
     p.add_argument("--list", action="store_true", help="list the suite's tasks and exit")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells run at once, each process with 1/JOBS of the CPU threads (default: 1)")
     p.add_argument("--report", action="store_true",
                    help="run nothing: write OUT/RESULTS.md etc. from the cells already finished in OUT")
     p.set_defaults(func=cmd_bench)

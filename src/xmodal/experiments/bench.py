@@ -19,13 +19,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from xmodal.errors import XmodalError
 from xmodal.experiments.suite import SuiteTask, get_task
@@ -85,6 +88,7 @@ def run_bench(
     body: str = "minilm-l6",
     progress: bool = True,
     report_only: bool = False,
+    jobs: int = 1,
 ) -> BenchResult:
     """Run (or resume) the suite and write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png``.
 
@@ -97,11 +101,14 @@ def run_bench(
         progress: one line per cell.
         report_only: run nothing; write the outputs from the cells already finished in ``out``
             (e.g. while a long run is still going, or after it was stopped).
+        jobs: cells run at once, each in its own process with ``1/jobs`` of torch's CPU threads.
+            Each cell still writes its own times, measured while sharing the machine. Pays on many
+            cores; on the 2-core CPU, 2 jobs ran 4 diabetes finetune cells in 93 s against 100 s with 1
+            (``xmodal bench --tasks diabetes --methods finetune --seeds 0,1,2,3 --jobs 2``).
 
     Raises:
         XmodalError: unknown task or method, or a task whose data are not available here.
     """
-    from xmodal.data.builtin import load_dataset
     from xmodal.strategies import get_strategy
 
     suite = [get_task(t) for t in tasks]
@@ -110,38 +117,80 @@ def run_bench(
             get_strategy(m)
     if not suite or not methods or not seeds:
         raise XmodalError("bench needs at least one task, one method and one seed")
+    if int(jobs) < 1:
+        raise XmodalError(f"jobs must be ≥ 1, got {jobs}")
     out_dir = Path(out)
     t_start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    n_cells = len(suite) * len(methods) * len(seeds)
-    done = 0
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    pending: list[tuple[SuiteTask, str, int, str, str]] = []  # (task, method, seed, key, path)
+    order: list[tuple[str, str, int]] = []
     for task in suite:
-        data = load_dataset(task.dataset_name)
+        n_train = len(_dataset(task.dataset_name).X_train)
         cell_dir = out_dir / "cells" / task.name
         cell_dir.mkdir(parents=True, exist_ok=True)
         for method in methods:
             for seed in seeds:
-                done += 1
-                key = _key(task, method, seed, body, len(data.X_train))
+                order.append((task.name, method, seed))
+                key = _key(task, method, seed, body, n_train)
                 path = cell_dir / f"{method}-seed{seed}.json"
                 if path.exists():
                     saved = json.loads(path.read_text())
                     if saved.get("key") == key:
-                        rows.append(saved["row"])
+                        done[(task.name, method, seed)] = saved["row"]
                         continue
-                if report_only:
-                    continue
-                row = _run_cell(task, data, method, seed, body)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"key": key, "row": row}, indent=1))
-                tmp.replace(path)
-                rows.append(row)
-                if progress:
-                    print(f"[{done}/{n_cells}] {task.name} {method} seed {seed}: {row['metric']} {row['value']:.4f} "
-                          f"({row['total_s']:.0f} s)", flush=True)
+                if not report_only:
+                    pending.append((task, method, seed, key, str(path)))
+    n_cells = len(order)
+
+    def finished(row: dict[str, Any]) -> None:
+        done[(row["task"], row["method"], row["seed"])] = row
+        if progress:
+            print(f"[{len(done)}/{n_cells}] {row['task']} {row['method']} seed {row['seed']}: {row['metric']} "
+                  f"{row['value']:.4f} ({row['total_s']:.0f} s)", flush=True)
+
+    if jobs == 1 or len(pending) <= 1:
+        for cell in pending:
+            finished(_compute_cell(*cell, body=body))
+    else:
+        threads = max(1, torch.get_num_threads() // int(jobs))
+        ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
+        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=ctx, initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            futures = [pool.submit(_compute_cell, *cell, body=body) for cell in pending]
+            for fut in as_completed(futures):
+                finished(fut.result())
+    rows = [done[c] for c in order if c in done]
     seconds = time.perf_counter() - t_start
     files = write_results(rows, out_dir, [t.name for t in suite], list(methods), None if report_only else seconds)
     return BenchResult(rows, seconds, files)
+
+
+def _init_worker(threads: int) -> None:
+    """A ``--jobs`` worker: its share of the CPU threads, so that the workers do not oversubscribe the cores."""
+    torch.set_num_threads(threads)
+
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def _dataset(name: str) -> Any:
+    """A built-in dataset, loaded once per process (the suite's are a few MB each)."""
+    from xmodal.data.builtin import load_dataset
+
+    if name not in _DATA_CACHE:
+        _DATA_CACHE[name] = load_dataset(name)
+    return _DATA_CACHE[name]
+
+
+def _compute_cell(task: SuiteTask, method: str, seed: int, key: str, path: str, body: str) -> dict[str, Any]:
+    """Run one cell and write it atomically to ``path`` (the unit of work of a sequential or parallel run)."""
+    row = _run_cell(task, _dataset(task.dataset_name), method, seed, body)
+    row["threads"] = torch.get_num_threads()
+    target = Path(path)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "row": row}, indent=1))
+    tmp.replace(target)
+    return row
 
 
 def _summary(rows: list[dict[str, Any]], task: str, method: str) -> dict[str, float] | None:

@@ -9,7 +9,7 @@ import scipy.linalg
 import torch
 
 from xmodal.align.objectives import get_objective
-from xmodal.align.otdd import OTDD, otdd_distance
+from xmodal.align.otdd import OTDD, _Classes, otdd_distance
 from xmodal.align.sinkhorn import sinkhorn_cost, sinkhorn_divergence
 from xmodal.errors import XmodalError
 
@@ -159,6 +159,42 @@ def test_gaussian_inner_matches_scipy_bures(d, n):
     val = otdd_distance(Xa, ya, Xb, yb, inner="gaussian", debiased=False, sharp=True, epsilon=3e-3, tol=1e-5,
                         max_iters=3000).item()
     assert val == pytest.approx(ref, rel=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # classes with n ≤ d: singular Σ by design
+def test_gaussian_source_classes_of_mixed_size_match_scipy_bures():
+    # source classes under and over d: exact-rank factors (data for n ≤ d, Cholesky for n > d)
+    d = 12
+    g = torch.Generator().manual_seed(29)
+    yb = torch.cat([torch.full((n,), k) for k, n in enumerate((5, 30, 12, 2))])
+    Xb = torch.randn(4, d, generator=g, dtype=F64)[yb] * 3 + torch.randn(len(yb), d, generator=g, dtype=F64)
+    Xa, ya = _data(40, d, 2, 28, shift=0.3)
+    obj = OTDD(Xb, yb, inner="gaussian")
+    assert obj.src_gauss["offsets"] == [0, 5, 5 + d, 5 + d + 12, 5 + d + 12 + 2]
+    _, W_ts = obj.label_distances(Xa, ya)
+    A, B = Xa.numpy(), Xb.numpy()
+    ref = np.array([[_bures(A[ya == k], B[yb == m]) for m in range(4)] for k in range(2)])
+    np.testing.assert_allclose(W_ts.numpy(), ref, rtol=1e-6)
+    # the padded factors of _gauss_stats give the same values
+    gt = obj._gauss_stats(obj._prepare_target(Xa, ya), _Classes(ya, None, None, obj.device))
+    padded = {k: v for k, v in obj.src_gauss.items() if k in ("mu", "tr", "F")}
+    torch.testing.assert_close(obj._bures_cross(gt, padded), W_ts, rtol=1e-6, atol=1e-6)
+
+
+def test_float32_bures_product_matches_float64():
+    # 384-d features with a 10^4 spread of scales; source classes larger than D (Cholesky factors),
+    # target classes smaller (data factors), as in a stage-2 step
+    g = torch.Generator().manual_seed(30)
+    scales = torch.logspace(-2, 2, 384, dtype=F64)
+    ys, yt = torch.arange(1500) % 3, torch.arange(32) % 2
+    Xs = (torch.randn(3, 384, generator=g, dtype=F64)[ys] + torch.randn(1500, 384, generator=g, dtype=F64)) * scales
+    Xt = (torch.randn(2, 384, generator=g, dtype=F64)[yt] + 2 * torch.randn(32, 384, generator=g, dtype=F64)) * scales
+    obj = OTDD(Xs, ys, inner="gaussian")
+    gt = obj._gauss_stats(obj._prepare_target(Xt, yt), _Classes(yt, None, None, obj.device))
+    ref = obj._bures_cross(gt, obj.src_gauss)
+    fast = obj._bures_cross(gt, obj.src_gauss, torch.float32)
+    assert fast.dtype == ref.dtype == F64
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=0.0)
 
 
 # -------------------------------------------------------------------------------------- gradients

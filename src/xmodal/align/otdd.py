@@ -97,6 +97,15 @@ def _work_dtype(X: torch.Tensor) -> torch.dtype:
     return torch.float64 if X.dtype == torch.float64 else torch.float32
 
 
+def _sqrt_trace(G: torch.Tensor) -> torch.Tensor:
+    """``tr(G^{1/2})`` of a batch of PSD Gram matrices ``(..., r, r)``: the sum of the square roots of
+    the eigenvalues (``eigvalsh``, whose backward needs no eigenvector differences); eigenvalues under
+    ``1e-12 ×`` the largest count as 0 (their square root has an unbounded gradient)."""
+    lam = torch.linalg.eigvalsh(G)
+    floor = 1e-12 * lam.amax(-1, keepdim=True).detach().clamp_min(torch.finfo(lam.dtype).tiny)
+    return torch.where(lam > floor, lam.clamp_min(floor).sqrt(), torch.zeros_like(lam)).sum(-1)
+
+
 class _Classes:
     """Index structure of one labelled set: the present labels, and per class a padded list of row
     indices (capped at ``cap`` by a seeded random subset) with 0/1 weights."""
@@ -213,6 +222,7 @@ class OTDD(Objective):
                 self.W_ss, self.src_self = self._source_label_costs_exact()
             else:
                 self.src_gauss = self._gauss_stats(self.Xs, self.src)
+                self.src_gauss.update(self._exact_rank_factors(self.Xs, self.src))
                 self.W_ss = self._bures_all_pairs(self.src_gauss)
                 self.src_self = None
             p = self.src.counts.to(self.device, self.dtype) / self.src.counts.sum()
@@ -280,32 +290,76 @@ class OTDD(Objective):
         return {"mu": mu, "tr": tr, "F": F}
 
     @staticmethod
+    def _exact_rank_factors(X: torch.Tensor, cls: _Classes) -> dict[str, Any]:
+        """Per-class covariance factors of exact size, stacked: ``rows (R, D)`` whose block ``l``
+        (``offsets[l]:offsets[l+1]``) is ``F_l`` with ``F_lᵀF_l = Σ_l`` — the centred data / √n (``n_l``
+        rows) when ``n_l ≤ D``, else the Cholesky factor (``D`` rows); ``rows32`` is its float32 copy.
+
+        The padded ``F (K, r, D)`` of :meth:`_gauss_stats` gives every class the rank of the largest
+        one: on WNUT-16 (11 classes, one of 1476 points, the others 23-283) that is 11 × 384 = 4224
+        rows against 384 + 918 = 1302 here, so the target × source product of every stage-2 step is
+        3.2× smaller."""
+        wd = torch.float32 if X.device.type == "mps" else torch.float64
+        D = X.shape[1]
+        blocks = []
+        for k in range(cls.K):
+            pts = X[cls.idx[k][cls.mask[k]]].to(wd)
+            n = pts.shape[0]
+            Z = pts - pts.mean(0, keepdim=True)
+            if n <= D:
+                blocks.append(Z / math.sqrt(n))
+            else:
+                cov = Z.T @ Z / n
+                jitter = 1e-10 * max(float(torch.diagonal(cov).mean()), torch.finfo(wd).tiny)
+                blocks.append(torch.linalg.cholesky(cov + jitter * torch.eye(D, dtype=wd, device=X.device)).T)
+        offsets = [0]
+        for blk in blocks:
+            offsets.append(offsets[-1] + blk.shape[0])
+        rows = torch.cat(blocks)
+        return {"rows": rows, "rows32": rows.float(), "offsets": offsets}
+
+    @staticmethod
     def _bures(ga: dict, gb: dict, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Bures–Wasserstein ``W2²`` between Gaussians ``ga[i]`` and ``gb[j]`` (batched over the pairs)."""
         mean_term = ((ga["mu"][i] - gb["mu"][j]) ** 2).sum(-1)
         Fa, Fb = ga["F"][i], gb["F"][j]
         M = Fa @ Fb.transpose(1, 2)  # (P, ra, rb)
         G = M @ M.transpose(1, 2) if M.shape[1] <= M.shape[2] else M.transpose(1, 2) @ M
-        lam = torch.linalg.eigvalsh(G)
-        floor = 1e-12 * lam.amax(-1, keepdim=True).detach().clamp_min(torch.finfo(lam.dtype).tiny)
-        root = torch.where(lam > floor, lam.clamp_min(floor).sqrt(), torch.zeros_like(lam)).sum(-1)
-        return mean_term + ga["tr"][i] + gb["tr"][j] - 2.0 * root
+        return mean_term + ga["tr"][i] + gb["tr"][j] - 2.0 * _sqrt_trace(G)
 
     @staticmethod
-    def _bures_cross(ga: dict, gb: dict) -> torch.Tensor:
+    def _bures_cross(ga: dict, gb: dict, gemm_dtype: torch.dtype | None = None) -> torch.Tensor:
         """Bures–Wasserstein ``W2² (K_a, K_b)`` between every Gaussian of ``ga`` and every one of ``gb``.
 
         Same value as :meth:`_bures` over all pairs, but all ``F_a[k] F_b[l]ᵀ`` come from ONE matrix
         product of the stacked factors instead of gathering a ``(D, D)`` factor copy per pair: on
-        GunPoint × WNUT-16 (2 × 13 classes, 384-d) a stage-2 step fell from 11 to 4 ms of Bures work."""
+        GunPoint × WNUT-16 (2 × 13 classes, 384-d) a stage-2 step fell from 11 to 4 ms of Bures work.
+        ``gemm_dtype`` (e.g. float32) runs that product — the only large one, ``K_a r_a × D × K_b r_b``
+        — in a cheaper dtype; the small ``r × r`` Gram matrices and their eigenvalues stay in the
+        factors' dtype. When ``gb`` holds exact-rank factors (:meth:`_exact_rank_factors`, the source's),
+        the product is against those (float32 copy ``rows32``) and the eigenproblems are per source
+        class, of size ``min(r_a, n_l)``."""
         Ka, ra, D = ga["F"].shape
-        Kb, rb, _ = gb["F"].shape
-        M = (ga["F"].reshape(Ka * ra, D) @ gb["F"].reshape(Kb * rb, D).T).reshape(Ka, ra, Kb, rb)
-        M = M.permute(0, 2, 1, 3).reshape(Ka * Kb, ra, rb)
-        G = M @ M.transpose(1, 2) if ra <= rb else M.transpose(1, 2) @ M
-        lam = torch.linalg.eigvalsh(G)
-        floor = 1e-12 * lam.amax(-1, keepdim=True).detach().clamp_min(torch.finfo(lam.dtype).tiny)
-        root = torch.where(lam > floor, lam.clamp_min(floor).sqrt(), torch.zeros_like(lam)).sum(-1).reshape(Ka, Kb)
+        Fa = ga["F"]
+        cast = gemm_dtype is not None and gemm_dtype != Fa.dtype
+        if "rows" in gb:
+            Fb, offs = (gb["rows32"].to(gemm_dtype) if cast else gb["rows"]), gb["offsets"]
+            M = ((Fa.to(gemm_dtype) if cast else Fa).reshape(Ka * ra, D) @ Fb.T).to(Fa.dtype).reshape(Ka, ra, -1)
+            roots = []
+            for lo, hi in zip(offs[:-1], offs[1:], strict=True):
+                Ml = M[:, :, lo:hi]
+                G = Ml @ Ml.transpose(1, 2) if ra <= hi - lo else Ml.transpose(1, 2) @ Ml
+                roots.append(_sqrt_trace(G))
+            root = torch.stack(roots, 1)
+        else:
+            Kb, rb, _ = gb["F"].shape
+            Fb = gb["F"]
+            if cast:
+                Fa, Fb = Fa.to(gemm_dtype), Fb.to(gemm_dtype)
+            M = (Fa.reshape(Ka * ra, D) @ Fb.reshape(Kb * rb, D).T).to(ga["F"].dtype).reshape(Ka, ra, Kb, rb)
+            M = M.permute(0, 2, 1, 3).reshape(Ka * Kb, ra, rb)
+            G = M @ M.transpose(1, 2) if ra <= rb else M.transpose(1, 2) @ M
+            root = _sqrt_trace(G).reshape(Ka, Kb)
         mean_term = ((ga["mu"].unsqueeze(1) - gb["mu"].unsqueeze(0)) ** 2).sum(-1)
         return mean_term + ga["tr"].unsqueeze(1) + gb["tr"].unsqueeze(0) - 2.0 * root
 
@@ -320,16 +374,18 @@ class OTDD(Objective):
 
     # ------------------------------------------------------------------------------ target label costs
     def _target_label_costs(
-        self, Xt: torch.Tensor, D_tt: torch.Tensor, D_ts: torch.Tensor, tcls: _Classes, cross_target: bool
+        self, Xt: torch.Tensor, D_tt: torch.Tensor, D_ts: torch.Tensor, tcls: _Classes, cross_target: bool,
+        gemm_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Label distances ``W_tt (K_t, K_t)`` and ``W_ts (K_t, K_s)`` for the target classes ``tcls``
         (rows of ``Xt`` / ``D_tt`` / ``D_ts``). Without ``cross_target`` only the diagonal of
-        ``W_tt`` is computed (class-wise OTDD has one target label)."""
+        ``W_tt`` is computed (class-wise OTDD has one target label). ``gemm_dtype``: see
+        :meth:`_bures_cross` (gaussian mode only)."""
         Kt, Ks = tcls.K, self.src.K
         dev = self.device
         if self.inner == "gaussian":
             gt = self._gauss_stats(Xt, tcls)
-            W_ts = self._bures_cross(gt, self.src_gauss).to(self.dtype)
+            W_ts = self._bures_cross(gt, self.src_gauss, gemm_dtype).to(self.dtype)
             W_tt = self._bures_all_pairs(gt) if cross_target else torch.zeros(Kt, Kt, dtype=self.dtype, device=dev)
             return W_tt, W_ts
         # exact: ONE batched problem over all cross pairs; columns index [target rows | source rows]
@@ -430,7 +486,11 @@ class OTDD(Objective):
                 ot_ss = self._source_self_term(Xs_sub, Os_sub) if self.debiased else None
         D_tt = _sqdist(Xsub, Xsub)
         D_ts = _sqdist(Xsub, self.Xs)  # against the whole source: the inner problems use the capped classes
-        W_tt, W_ts = self._target_label_costs(Xsub, D_tt, D_ts, tsub, cross_target=False)
+        # float32 features: the target × source Bures product in float32 too (the eigenvalues stay in
+        # float64). With many target classes (darcy-16: 11 k-means classes × 16 rows against WNUT-16's
+        # factors) that product is most of a step; see _bures_cross.
+        gemm = torch.float32 if self.dtype == torch.float32 and self.device.type != "mps" else None
+        W_tt, W_ts = self._target_label_costs(Xsub, D_tt, D_ts, tsub, cross_target=False, gemm_dtype=gemm)
         if self.detach_label_costs:
             W_tt, W_ts = W_tt.detach(), W_ts.detach()
         D_out = D_ts if src_rows is None else D_ts[:, src_rows]

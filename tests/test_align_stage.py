@@ -37,6 +37,10 @@ def test_distance_alignment_moves_only_the_embedder_and_lowers_the_distance(alig
     rep = est.report_.align
     assert rep["objective"] == align and len(rep["history"]) >= 2
     assert rep["final_distance"] < rep["initial_distance"]
+    # the stage's seconds split into set-up, optimiser steps and the per-epoch curve value
+    assert 0 < rep["setup_seconds"] <= rep["seconds"]
+    assert all(0 < h["curve_seconds"] < h["seconds"] for h in rep["history"][1:])
+    assert rep["setup_seconds"] + sum(h["seconds"] for h in rep["history"][1:]) <= rep["seconds"]
     torch.manual_seed(0)  # rebuild the untouched model: the body must equal it, the embedder must not
     from xmodal.model import assemble, build_body, resolve_body
 

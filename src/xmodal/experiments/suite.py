@@ -17,7 +17,12 @@ is never read). The changes and their validation scores:
 * credit-g: 63 → 16 tokens: 0.700 (the majority share) → 0.738, 139 → 38 s; lr 3e-4 or 1e-3 fall back
   to the majority share;
 * breast-cancer: 30 → 8 tokens: 0.934 → 0.967, 73 → 27 s;
-* darcy-85: 64 → 16 tokens, 4 → 8 epochs: rel_l2 0.493 → 0.271, 86 → 53 s.
+* darcy-85: 64 → 16 tokens, 4 → 8 epochs: rel_l2 0.493 → 0.271, 86 → 53 s;
+* japanesevowels: 32 → 16 tokens: accuracy 0.907 → 0.944 (validation seed 0) and 0.963 → 0.981
+  (``--seed 1``), 35 → 18 s; lr 3e-4 (0.870) and 20 epochs (0.926) did less.
+
+Kept after a validation check: credit-g's 16 tokens, 8 epochs, lr 1e-4 (0.738) against 8 tokens (0.694),
+15 epochs (0.731) and lr 5e-5 (0.700).
 
 Fewer, wider tokens learned faster on every task tried at these short budgets.
 """
@@ -67,7 +72,7 @@ SUITE: dict[str, SuiteTask] = {
         SuiteTask("acsf1", "1-D series", "minirocket", dict(max_tokens=64, epochs=15, batch_size=8, lr=1e-4)),
         SuiteTask("basicmotions", "1-D series (6 ch)", "minirocket", _SERIES),
         SuiteTask("japanesevowels", "1-D series (12 ch)", "minirocket",
-                  dict(max_tokens=32, epochs=10, batch_size=16, lr=1e-4)),
+                  dict(max_tokens=16, epochs=10, batch_size=16, lr=1e-4)),
         SuiteTask("mnist-5k", "image", "hgb", dict(max_tokens=16, epochs=3, batch_size=32, lr=2e-4)),
         SuiteTask("fashion-mnist-10k", "image", "hgb", dict(max_tokens=16, epochs=2, batch_size=32, lr=2e-4)),
         SuiteTask("darcy-16", "PDE field", "fno", dict(max_tokens=16, epochs=5, batch_size=32, lr=1e-3), quick=True),

@@ -106,6 +106,9 @@ def test_fit_on_a_csv_table(tmp_path, csv, capsys):
     code, _, err = run_cli(capsys, "predict", run / "model", csv, "--target", "label", "--out", pred_file)
     assert code == 0, err
     assert np.load(pred_file).shape == (48,)
+    # the training CSV without --target: the extra column is named as the likely target
+    code, _, err = run_cli(capsys, "predict", run / "model", csv, "--out", pred_file)
+    assert code == 2 and "--target" in err and "6 columns" in err
 
 
 def test_csv_table_is_scaled_per_column(tmp_path, csv, capsys):

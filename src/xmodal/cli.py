@@ -282,12 +282,25 @@ def _read_inputs(source: str, target: str | None) -> np.ndarray:
     raise XmodalError(f"cannot read {source}: expected .npy, .npz or .csv")
 
 
+def _hint_target_column(X: np.ndarray, est: Any, args: argparse.Namespace) -> None:
+    """A CSV with exactly one column more than the model's features most likely still holds the target:
+    say so, instead of the generic layout error."""
+    shape = tuple(est.model_.spec.sample_shape)
+    is_csv = Path(args.data).suffix.lower() in (".csv", ".tsv", ".txt")
+    if is_csv and args.target is None and X.ndim == 2 and len(shape) == 2 and X.shape[1] == shape[0] * shape[1] + 1:
+        raise XmodalError(
+            f"{args.data!r} has {X.shape[1]} columns but the model takes {shape[1]} features; if one column is "
+            "the target, name it with --target (name or index) so that it is dropped"
+        )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict with a saved model."""
     from xmodal.estimator import load
 
     est = load(args.model, device=args.device)
     X = _read_inputs(args.data, args.target)
+    _hint_target_column(X, est, args)
     pred = est.predict(X)
     out = Path(args.out)
     if out.suffix.lower() == ".csv":

@@ -111,6 +111,32 @@ def test_fit_on_a_csv_table(tmp_path, csv, capsys):
     assert code == 2 and "--target" in err and "6 columns" in err
 
 
+def test_csv_with_a_text_column_predicts_and_evaluates_with_the_training_categories(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    colour = rng.choice(["red", "green", "blue"], size=48)
+    x = rng.normal(size=48)
+    y = ((colour == "red") | (x > 1)).astype(int)
+    rows = ["x,colour,label"] + [f"{a:.4f},{c},{t}" for a, c, t in zip(x, colour, y, strict=True)]
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(rows) + "\n")
+    new = tmp_path / "new.csv"  # a table with only two of the colours: same columns after encoding
+    new.write_text("x,colour\n0.5,red\n-0.3,green\n")
+    run = tmp_path / "cat"
+    code, _, err = run_cli(capsys, "fit", train, "--target", "label", *FAST, "--out", run)
+    assert code == 0, err
+    spec = json.loads((run / "model" / "config.json").read_text())["spec"]
+    assert spec["sample_shape"] == [1, 4]  # x + colour=blue/green/red
+    assert json.loads((run / "model" / "table_encoding.json").read_text())["columns"][1]["categories"] == [
+        "blue", "green", "red"]
+    pred_file = tmp_path / "pred.npy"
+    code, _, err = run_cli(capsys, "predict", run / "model", new, "--out", pred_file)
+    assert code == 0, err
+    assert np.load(pred_file).shape == (2,)
+    code, out, err = run_cli(capsys, "evaluate", run / "model", train, "--target", "label")
+    assert code == 0, err
+    assert 0.0 <= json.loads(out)["accuracy"] <= 1.0
+
+
 def test_csv_table_is_scaled_per_column(tmp_path, csv, capsys):
     run = tmp_path / "tab"
     code, _, err = run_cli(capsys, "fit", csv, "--target", "label", *FAST, "--epochs", "0", "--out", run)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from xmodal.data.dataset import Dataset
-from xmodal.data.readers import dataset_from_arrays, encode_labels, read_csv, read_npz, write_npz
+from xmodal.data.readers import (
+    dataset_from_arrays,
+    encode_labels,
+    read_csv,
+    read_csv_features,
+    read_npz,
+    write_npz,
+)
 from xmodal.errors import XmodalError
 
 rng = np.random.default_rng(0)
@@ -282,12 +289,31 @@ def test_refuses_wrong_extension(tmp_path):
         read_csv(path)
 
 
-def test_refuses_csv_non_numeric_cell(tmp_path):
-    path = _csv(tmp_path, "a,b,label\n1,2,0\n3,abc,1\n5,6,0\n")
-    with pytest.raises(
-        XmodalError, match=r"non-numeric cell 'abc' in feature column 'b' at row 2 \(line 3\)"
-    ):
-        read_csv(path)
+def test_csv_text_columns_are_one_hot_encoded_with_the_training_categories(tmp_path):
+    train = _csv(tmp_path, "a,colour,label\n1,red,0\n3,blue,1\n5,,0\n7,red,1\n", "train.csv")
+    test = _csv(tmp_path, "a,colour,label\n2,blue,0\n4,green,1\n", "test.csv")
+    ds = read_csv(train, test_path=test)
+    assert ds.meta["feature_names"] == ["a", "colour=blue", "colour=red"]
+    np.testing.assert_array_equal(ds.X_train[:, 0], [[1, 0, 1], [3, 1, 0], [5, 0, 0], [7, 0, 1]])
+    # a category the training file has not seen, like an empty cell, is all zeros
+    np.testing.assert_array_equal(ds.X_test[:, 0], [[2, 1, 0], [4, 0, 0]])
+    assert ds.meta["encoding"]["columns"][1] == {"name": "colour", "kind": "categorical",
+                                                 "categories": ["blue", "red"]}
+    # the same encoding for features-only tables (prediction), the target column dropped
+    X = read_csv_features(test, drop="label", encoding=ds.meta["encoding"])
+    np.testing.assert_array_equal(X, ds.X_test[:, 0])
+    with pytest.raises(XmodalError, match="if one column is the target"):
+        read_csv_features(test, encoding=ds.meta["encoding"])
+
+
+def test_refuses_text_in_a_column_that_the_encoding_says_is_numeric(tmp_path):
+    train = _csv(tmp_path, "a,b,label\n1,2,0\n3,4,1\n", "train.csv")
+    test = _csv(tmp_path, "a,b,label\n1,2,0\n3,abc,1\n5,6,0\n", "test.csv")
+    msg = r"non-numeric cell 'abc' in the numeric feature column 'b' at row 2 \(line 3\)"
+    with pytest.raises(XmodalError, match=msg):
+        read_csv(train, test_path=test)
+    with pytest.raises(XmodalError, match="non-numeric cell 'abc'"):
+        read_csv_features(test, drop="label")  # no encoding: every column numeric
 
 
 def test_refuses_csv_nan_cell(tmp_path):
@@ -298,7 +324,7 @@ def test_refuses_csv_nan_cell(tmp_path):
 
 def test_refuses_csv_empty_cell(tmp_path):
     path = _csv(tmp_path, "a,b,label\n1,,0\n3,4,1\n")
-    with pytest.raises(XmodalError, match=r"empty \(missing\) cell in feature column 'b' at row 1"):
+    with pytest.raises(XmodalError, match=r"empty \(missing\) cell in the numeric feature column 'b' at row 1"):
         read_csv(path)
 
 

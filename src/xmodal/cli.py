@@ -27,6 +27,20 @@ _DATA_HELP = (
 )
 
 
+#: written next to a model fitted on a CSV: the training table's feature encoding (text columns' categories)
+TABLE_ENCODING = "table_encoding.json"
+
+
+def _table_encoding(model_dir: str) -> dict | None:
+    path = Path(model_dir) / TABLE_ENCODING
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise XmodalError(f"cannot read {path} ({exc}); refit the model or restore the file") from exc
+
+
 def _read_data(source: str, args: argparse.Namespace) -> Any:
     from xmodal.data.builtin import load_dataset
     from xmodal.data.readers import read_csv, read_npz
@@ -39,7 +53,8 @@ def _read_data(source: str, args: argparse.Namespace) -> Any:
         target: str | int = args.target if args.target is not None else -1
         if isinstance(target, str) and target.lstrip("-").isdigit():
             target = int(target)
-        return read_csv(path, target=target, test_path=args.test, task=args.task, test_size=args.test_size)
+        return read_csv(path, target=target, test_path=args.test, task=args.task, test_size=args.test_size,
+                        encoding=getattr(args, "encoding", None))
     if path.exists():
         raise XmodalError(f"cannot read {source}: expected an .npz or .csv file")
     if suffix:
@@ -221,6 +236,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     (run / "config.json").write_text(json.dumps(config, indent=1))
     est.fit(ds.fit_inputs(ds.X_train), ds.y_train, checkpoint_dir=run / "checkpoints")
     est.save(run / "model")
+    if "encoding" in ds.meta:  # a CSV: predict/evaluate re-encode new tables with the training columns
+        (run / "model" / TABLE_ENCODING).write_text(json.dumps(ds.meta["encoding"], indent=1))
     with open(run / "log.jsonl", "w") as log:
         for rec in est.report_.align.get("history", []):
             log.write(json.dumps({"stage": "align", **rec}) + "\n")
@@ -254,7 +271,7 @@ def _print_metrics(metrics: dict, run: Path) -> None:
     print(f"run folder: {run}  (model in {run / 'model'})")
 
 
-def _read_inputs(source: str, target: str | None) -> np.ndarray:
+def _read_inputs(source: str, target: str | None, encoding: dict | None = None) -> np.ndarray:
     path = Path(source)
     if not path.exists():
         raise XmodalError(f"input file {source} does not exist")
@@ -278,7 +295,7 @@ def _read_inputs(source: str, target: str | None) -> np.ndarray:
     if suffix in (".csv", ".tsv", ".txt"):
         from xmodal.data.readers import read_csv_features
 
-        return read_csv_features(path, drop=target)
+        return read_csv_features(path, drop=target, encoding=encoding)
     raise XmodalError(f"cannot read {source}: expected .npy, .npz or .csv")
 
 
@@ -299,7 +316,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from xmodal.estimator import load
 
     est = load(args.model, device=args.device)
-    X = _read_inputs(args.data, args.target)
+    X = _read_inputs(args.data, args.target, _table_encoding(args.model))
     _hint_target_column(X, est, args)
     pred = est.predict(X)
     out = Path(args.out)
@@ -322,6 +339,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     est = load(args.model, device=args.device)
     args.task = est.task_
     args.spatial_dims = est.spatial_dims
+    args.encoding = _table_encoding(args.model)
     ds = _read_data(args.data, args)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
     names = args.metrics.split(",") if args.metrics else None

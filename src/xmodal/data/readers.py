@@ -5,7 +5,8 @@ Two formats are supported, both without network access or optional dependencies:
 * ``.npz`` archives (:func:`read_npz`, written by :func:`write_npz` or ``np.savez``) holding
   ``X_train`` ``(N, C, *S)`` / ``y_train`` and optionally ``X_test`` / ``y_test``;
 * ``.csv`` tables (:func:`read_csv`): one sample per row, one column is the target, every other
-  column a numeric feature; the result is tabular, ``X`` of shape ``(N, 1, F)``.
+  column a feature — numbers, or text categories that are one-hot encoded (:func:`encode_table`);
+  the result is tabular, ``X`` of shape ``(N, 1, F)``.
 
 Every problem a user can fix (missing or unreadable file, wrong extension, missing keys, object
 arrays, non-numeric cells, NaN/Inf, bad targets) is raised as :class:`~xmodal.errors.XmodalError`
@@ -29,7 +30,8 @@ from xmodal.data.tasks import get_task_kind, infer_task_kind
 from xmodal.data.validation import check_X, check_Xy
 from xmodal.errors import XmodalError
 
-__all__ = ["read_npz", "read_csv", "write_npz", "dataset_from_arrays", "encode_labels"]
+__all__ = ["read_npz", "read_csv", "read_csv_features", "encode_table", "write_npz", "dataset_from_arrays",
+           "encode_labels"]
 
 _CLASSIFICATION_KINDS = ("classification", "dense-classification")
 
@@ -393,7 +395,8 @@ def _detect_header(rows: list[list[str]]) -> bool:
 def _parse_table(
     p: Path, target: str | int, header: bool | None, delimiter: str | None
 ) -> tuple[np.ndarray, list[str], list[str], str]:
-    """Parse a CSV into ``(X (N, F) float64, raw target strings (N,), feature names, target name)``."""
+    """Parse a CSV into ``(feature cells (N × F strings), raw target strings (N,), feature names, target name,
+    the file line of the first data row)``."""
     rows, _ = _read_rows(p, delimiter)
     has_header = _detect_header(rows) if header is None else header
     names = rows[0] if has_header else [f"column {j}" for j in range(len(rows[0]))]
@@ -426,25 +429,7 @@ def _parse_table(
             raise XmodalError(f"target index {target} is out of range for {width} columns")
         t = int(target) % width
     feat_idx = [j for j in range(width) if j != t]
-    X = np.empty((len(body), len(feat_idx)), dtype=np.float64)
-    for i, row in enumerate(body):
-        for f, j in enumerate(feat_idx):
-            cell = row[j]
-            try:
-                value = float(cell)
-            except ValueError:
-                what = "an empty (missing) cell" if cell == "" else f"the non-numeric cell {cell!r}"
-                raise XmodalError(
-                    f"{str(p)!r} has {what} in feature column {names[j]!r} at row {i + 1} "
-                    f"(line {first_line + i}); features must be numbers: encode categories "
-                    "(e.g. sklearn.preprocessing.OneHotEncoder) and impute missing values first"
-                ) from None
-            if not math.isfinite(value):
-                raise XmodalError(
-                    f"{str(p)!r} has {cell!r} (NaN/Inf) in feature column {names[j]!r} at row {i + 1} "
-                    f"(line {first_line + i}); impute it (e.g. sklearn.impute.SimpleImputer) or drop the row"
-                )
-            X[i, f] = value
+    cells = [[row[j] for j in feat_idx] for row in body]
     y_raw = [row[t] for row in body]
     for i, cell in enumerate(y_raw):
         if cell == "":
@@ -452,7 +437,89 @@ def _parse_table(
                 f"{str(p)!r} has an empty target cell in column {names[t]!r} at row {i + 1} "
                 f"(line {first_line + i}); drop unlabelled rows"
             )
-    return X, y_raw, [names[j] for j in feat_idx], names[t]
+    return cells, y_raw, [names[j] for j in feat_idx], names[t], first_line
+
+
+def encode_table(
+    cells: Sequence[Sequence[str]],
+    names: Sequence[str],
+    source: str,
+    encoding: dict | None = None,
+    first_line: int = 1,
+) -> tuple[np.ndarray, list[str], dict]:
+    """Encode a table's feature cells (strings, ``N`` rows × ``F`` columns) as numbers.
+
+    A column is *categorical* when any non-empty cell is not a number (in the file the encoding is
+    learned from); it becomes one 0/1 column per category, ``name=value``, categories in sorted order,
+    as the ARFF reader does for nominal attributes. An empty cell, or a category the encoding has not
+    seen, is all zeros. Every other column is *numeric* and must hold numbers: an empty, NaN or Inf cell
+    there is an error (impute it first), as is text in a column the encoding says is numeric.
+
+    Args:
+        cells: the feature cells, row by row.
+        names: the ``F`` column names.
+        source: the file, for messages.
+        encoding: a previous result's encoding (e.g. the training file's) to apply; ``None`` learns it.
+        first_line: the file line of the first row, for messages.
+
+    Returns:
+        ``(X (N, F') float64, the F' encoded column names, encoding)`` where ``encoding`` is a
+        JSON-serialisable ``{"columns": [{"name", "kind", "categories"?}, …]}``.
+    """
+    F = len(names)
+    if encoding is None:
+        columns = []
+        for j, name in enumerate(names):
+            values = {row[j] for row in cells if row[j] != ""}
+            if any(not _is_number(v) for v in values):
+                columns.append({"name": name, "kind": "categorical", "categories": sorted(values)})
+            else:
+                columns.append({"name": name, "kind": "numeric"})
+        encoding = {"columns": columns}
+    columns = encoding["columns"]
+    if len(columns) != F:
+        raise XmodalError(
+            f"{source!r} has {F} feature columns but the table it is read against had {len(columns)} "
+            f"({[c['name'] for c in columns]}); both need the same columns"
+        )
+    blocks: list[np.ndarray] = []
+    out_names: list[str] = []
+    for j, col in enumerate(columns):
+        if col["kind"] == "categorical":
+            index = {c: k for k, c in enumerate(col["categories"])}
+            block = np.zeros((len(cells), len(index)), dtype=np.float64)
+            for i, row in enumerate(cells):
+                k = index.get(row[j])
+                if k is not None:
+                    block[i, k] = 1.0
+            blocks.append(block)
+            out_names.extend(f"{col['name']}={c}" for c in col["categories"])
+            continue
+        block = np.empty((len(cells), 1), dtype=np.float64)
+        for i, row in enumerate(cells):
+            cell = row[j]
+            try:
+                value = float(cell)
+            except ValueError:
+                what = "an empty (missing) cell" if cell == "" else f"the non-numeric cell {cell!r}"
+                raise XmodalError(
+                    f"{source!r} has {what} in the numeric feature column {names[j]!r} at row {i + 1} "
+                    f"(line {first_line + i}); impute missing values first (e.g. "
+                    "sklearn.impute.SimpleImputer); text columns are one-hot encoded only when the "
+                    "training table has text in them"
+                ) from None
+            if not math.isfinite(value):
+                raise XmodalError(
+                    f"{source!r} has {cell!r} (NaN/Inf) in feature column {names[j]!r} at row {i + 1} "
+                    f"(line {first_line + i}); impute it (e.g. sklearn.impute.SimpleImputer) or drop the row"
+                )
+            block[i, 0] = value
+        blocks.append(block)
+        out_names.append(col["name"])
+    X = np.concatenate(blocks, axis=1) if blocks else np.empty((len(cells), 0))
+    if X.shape[1] == 0:
+        raise XmodalError(f"{source!r} has no usable feature columns (every categorical column is empty)")
+    return X, out_names, encoding
 
 
 def _numeric_targets(y_raw: list[str], p: Path, target_name: str) -> np.ndarray:
@@ -478,6 +545,7 @@ def read_csv(
     *,
     header: bool | None = None,
     delimiter: str | None = None,
+    encoding: dict | None = None,
 ) -> Dataset:
     """Read a tabular dataset from a CSV file: one sample per row, one target column.
 
@@ -494,36 +562,43 @@ def read_csv(
         seed: random seed of that split.
         header: force (``True``) or forbid (``False``) a header row; ``None`` detects it.
         delimiter: the field separator; ``None`` picks ``,``, ``;`` or tab from the first line.
+        encoding: a feature encoding to apply (``meta["encoding"]`` of an earlier read, e.g. of the
+            training file when this one is scored); ``None`` learns it from this file. Text columns
+            are one-hot encoded (see :func:`encode_table`).
 
     Returns:
         A :class:`Dataset` named after the file stem with ``X`` of shape ``(N, 1, F)`` float32 (``F``
-        feature columns) and targets canonical for the task kind (``(N,)`` int64 for classification,
-        ``(N, 1)`` float32 for regression). ``meta`` holds ``source``, ``feature_names``, ``target``
-        and, for class names, ``classes``.
+        encoded feature columns: one per numeric column, one per category of a text column) and
+        targets canonical for the task kind (``(N,)`` int64 for classification, ``(N, 1)`` float32 for
+        regression). ``meta`` holds ``source``, ``feature_names``, ``target``, ``encoding`` and, for
+        class names, ``classes``.
 
     Raises:
         XmodalError: missing/unreadable file, wrong extension, ragged rows, unknown target column,
-            non-numeric / empty / NaN feature cells (naming column and row), invalid targets.
+            empty / NaN / text cells in numeric feature columns (naming column and row), invalid targets.
     """
     p = _existing_file(path, (".csv", ".tsv", ".txt"), "a CSV file")
     if test_path is not None and test_size is not None:
         raise XmodalError("give either test_path or test_size, not both")
     if test_size is not None and not 0.0 < float(test_size) < 1.0:
         raise XmodalError(f"test_size must be a fraction between 0 and 1, got {test_size}")
-    X, y_raw, features, target_name = _parse_table(p, target, header, delimiter)
-    meta: dict[str, Any] = {"source": str(p), "feature_names": features, "target": target_name}
+    cells, y_raw, columns, target_name, line = _parse_table(p, target, header, delimiter)
+    X, features, encoding = encode_table(cells, columns, str(p), encoding, line)
+    meta: dict[str, Any] = {"source": str(p), "feature_names": features, "target": target_name,
+                            "encoding": encoding}
 
     X_te = y_te_raw = None
     if test_path is not None:
         pt = _existing_file(test_path, (".csv", ".tsv", ".txt"), "a CSV file")
         # the test file is addressed by the training file's target column name when both have headers
         t_target = target_name if isinstance(target, str) else target
-        X_te, y_te_raw, te_features, _ = _parse_table(pt, t_target, header, delimiter)
-        if X_te.shape[1] != X.shape[1]:
+        te_cells, y_te_raw, te_columns, _, te_line = _parse_table(pt, t_target, header, delimiter)
+        if len(te_columns) != len(columns):
             raise XmodalError(
-                f"the test CSV {str(pt)!r} has {X_te.shape[1]} feature columns but the training CSV has "
-                f"{X.shape[1]}; both need the same columns"
+                f"the test CSV {str(pt)!r} has {len(te_columns)} feature columns but the training CSV has "
+                f"{len(columns)}; both need the same columns"
             )
+        X_te, _, _ = encode_table(te_cells, te_columns, str(pt), encoding, te_line)
         meta["test_source"] = str(pt)
 
     numeric = all(_is_number(c) for c in y_raw)
@@ -573,12 +648,17 @@ def _split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: 
         ) from exc
 
 
-def read_csv_features(path: str | os.PathLike, drop: str | int | None = None) -> np.ndarray:
+def read_csv_features(
+    path: str | os.PathLike, drop: str | int | None = None, encoding: dict | None = None
+) -> np.ndarray:
     """Read a CSV of feature columns only (for prediction): ``(N, F)`` float32.
 
     Args:
         path: the file; a header row is detected as in :func:`read_csv`.
         drop: a column (name or index) to leave out, e.g. a target column kept in the file.
+        encoding: the training table's feature encoding (``meta["encoding"]`` of :func:`read_csv`;
+            saved as ``table_encoding.json`` next to a model fitted by ``xmodal fit`` on a CSV), so that
+            text columns get the training categories; ``None``: every column must be numeric.
     """
     p = _existing_file(path, (".csv", ".tsv", ".txt"), "CSV")
     rows, _ = _read_rows(p, None)
@@ -595,16 +675,17 @@ def read_csv_features(path: str | os.PathLike, drop: str | int | None = None) ->
     data = rows[1:] if has_header else rows
     if not data:
         raise XmodalError(f"{str(p)!r} has no data rows")
-    X = np.empty((len(data), len(keep)), dtype=np.float32)
     for i, row in enumerate(data):
         if len(row) != len(names):
             raise XmodalError(f"{str(p)!r} row {i + 1} has {len(row)} cells, expected {len(names)}")
-        for f, j in enumerate(keep):
-            try:
-                X[i, f] = float(row[j])
-            except ValueError:
-                raise XmodalError(
-                    f"{str(p)!r} has the non-numeric cell {row[j]!r} in column {names[j]!r} at row {i + 1}; "
-                    "features must be numbers"
-                ) from None
-    return X
+    cells = [[row[j] for j in keep] for row in data]
+    columns = [names[j] for j in keep]
+    if encoding is not None and drop is None and len(columns) == len(encoding["columns"]) + 1:
+        raise XmodalError(
+            f"{str(p)!r} has {len(columns)} columns but the model's table had {len(encoding['columns'])} feature "
+            "columns; if one column is the target, leave it out (--target NAME, or drop=NAME)"
+        )
+    if encoding is None:
+        encoding = {"columns": [{"name": n, "kind": "numeric"} for n in columns]}
+    X, _, _ = encode_table(cells, columns, str(p), encoding, 2 if has_header else 1)
+    return X.astype(np.float32)

@@ -306,6 +306,21 @@ def test_csv_text_columns_are_one_hot_encoded_with_the_training_categories(tmp_p
         read_csv_features(test, encoding=ds.meta["encoding"])
 
 
+def test_csv_median_imputation_uses_the_training_medians(tmp_path):
+    train = _csv(tmp_path, "a,b,label\n1,,0\n3,4,1\n5,10,0\n7,nan,1\n", "train.csv")
+    test = _csv(tmp_path, "a,b,label\n,2,0\n4,,1\n", "test.csv")
+    with pytest.raises(XmodalError, match="empty \\(missing\\) cell.*impute='median'"):
+        read_csv(train)
+    ds = read_csv(train, test_path=test, impute="median")
+    np.testing.assert_array_equal(ds.X_train[:, 0, 1], [7, 4, 10, 7])  # median of 4 and 10
+    np.testing.assert_array_equal(ds.X_test[:, 0], [[4, 2], [4, 7]])  # the training medians, not the test's
+    assert ds.meta["encoding"]["columns"][0] == {"name": "a", "kind": "numeric", "fill": 4.0}
+    np.testing.assert_array_equal(read_csv_features(test, drop="label", encoding=ds.meta["encoding"]),
+                                  ds.X_test[:, 0])
+    with pytest.raises(XmodalError, match="impute must be"):
+        read_csv(train, impute="mean")
+
+
 def test_refuses_text_in_a_column_that_the_encoding_says_is_numeric(tmp_path):
     train = _csv(tmp_path, "a,b,label\n1,2,0\n3,4,1\n", "train.csv")
     test = _csv(tmp_path, "a,b,label\n1,2,0\n3,abc,1\n5,6,0\n", "test.csv")

@@ -54,7 +54,7 @@ def _read_data(source: str, args: argparse.Namespace) -> Any:
         if isinstance(target, str) and target.lstrip("-").isdigit():
             target = int(target)
         return read_csv(path, target=target, test_path=args.test, task=args.task, test_size=args.test_size,
-                        encoding=getattr(args, "encoding", None))
+                        encoding=getattr(args, "encoding", None), impute=getattr(args, "impute", "none"))
     if path.exists():
         raise XmodalError(f"cannot read {source}: expected an .npz or .csv file")
     if suffix:
@@ -427,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="CSV: target column name or index (default: last column)")
     p.add_argument("--test", help="CSV: a separate test file with the same columns")
     p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
+    p.add_argument("--impute", choices=["none", "median"], default="none",
+                   help="CSV: fill missing numeric cells with the training column's median (default: none = error)")
     _add_training_args(p)
     p.set_defaults(func=cmd_fit)
 
@@ -444,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="CSV: target column name or index (default: last column)")
     p.add_argument("--test", help="CSV: a separate test file with the same columns")
     p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
+    p.add_argument("--impute", choices=["none", "median"], default="none",
+                   help="CSV: fill missing numeric cells with the training column's median (default: none = error)")
     _add_training_args(p, per_run=False)
     p.set_defaults(func=cmd_compare)
 

@@ -446,14 +446,17 @@ def encode_table(
     source: str,
     encoding: dict | None = None,
     first_line: int = 1,
+    impute: str = "none",
 ) -> tuple[np.ndarray, list[str], dict]:
     """Encode a table's feature cells (strings, ``N`` rows × ``F`` columns) as numbers.
 
     A column is *categorical* when any non-empty cell is not a number (in the file the encoding is
     learned from); it becomes one 0/1 column per category, ``name=value``, categories in sorted order,
     as the ARFF reader does for nominal attributes. An empty cell, or a category the encoding has not
-    seen, is all zeros. Every other column is *numeric* and must hold numbers: an empty, NaN or Inf cell
-    there is an error (impute it first), as is text in a column the encoding says is numeric.
+    seen, is all zeros. Every other column is *numeric*: an empty, NaN or Inf cell there is an error
+    unless ``impute="median"``, which fills it with the column's median over the file the encoding
+    is learned from (stored in the encoding as ``fill``, so new tables get the training medians); text
+    in a column the encoding says is numeric is always an error.
 
     Args:
         cells: the feature cells, row by row.
@@ -461,20 +464,31 @@ def encode_table(
         source: the file, for messages.
         encoding: a previous result's encoding (e.g. the training file's) to apply; ``None`` learns it.
         first_line: the file line of the first row, for messages.
+        impute: ``"none"`` (default: missing numeric cells are an error) or ``"median"``; only used
+            when the encoding is learned here (an applied encoding carries its own fill values).
 
     Returns:
         ``(X (N, F') float64, the F' encoded column names, encoding)`` where ``encoding`` is a
         JSON-serialisable ``{"columns": [{"name", "kind", "categories"?}, …]}``.
     """
     F = len(names)
+    if impute not in ("none", "median"):
+        raise XmodalError(f"impute must be 'none' or 'median', got {impute!r}")
     if encoding is None:
         columns = []
         for j, name in enumerate(names):
             values = {row[j] for row in cells if row[j] != ""}
             if any(not _is_number(v) for v in values):
                 columns.append({"name": name, "kind": "categorical", "categories": sorted(values)})
-            else:
-                columns.append({"name": name, "kind": "numeric"})
+                continue
+            col: dict[str, Any] = {"name": name, "kind": "numeric"}
+            if impute == "median":
+                numbers = np.array([float(row[j]) for row in cells if row[j] != ""], dtype=np.float64)
+                numbers = numbers[np.isfinite(numbers)]
+                if numbers.size == 0:
+                    raise XmodalError(f"{source!r}: column {name!r} has no finite value to impute from; drop it")
+                col["fill"] = float(np.median(numbers))
+            columns.append(col)
         encoding = {"columns": columns}
     columns = encoding["columns"]
     if len(columns) != F:
@@ -496,22 +510,26 @@ def encode_table(
             out_names.extend(f"{col['name']}={c}" for c in col["categories"])
             continue
         block = np.empty((len(cells), 1), dtype=np.float64)
+        fill = col.get("fill")
         for i, row in enumerate(cells):
             cell = row[j]
+            if fill is not None and (cell == "" or (_is_number(cell) and not math.isfinite(float(cell)))):
+                block[i, 0] = fill
+                continue
             try:
                 value = float(cell)
             except ValueError:
                 what = "an empty (missing) cell" if cell == "" else f"the non-numeric cell {cell!r}"
                 raise XmodalError(
                     f"{source!r} has {what} in the numeric feature column {names[j]!r} at row {i + 1} "
-                    f"(line {first_line + i}); impute missing values first (e.g. "
+                    f"(line {first_line + i}); impute missing values (impute='median', `--impute median`, or "
                     "sklearn.impute.SimpleImputer); text columns are one-hot encoded only when the "
                     "training table has text in them"
                 ) from None
             if not math.isfinite(value):
                 raise XmodalError(
                     f"{source!r} has {cell!r} (NaN/Inf) in feature column {names[j]!r} at row {i + 1} "
-                    f"(line {first_line + i}); impute it (e.g. sklearn.impute.SimpleImputer) or drop the row"
+                    f"(line {first_line + i}); impute it (impute='median', `--impute median`) or drop the row"
                 )
             block[i, 0] = value
         blocks.append(block)
@@ -546,6 +564,7 @@ def read_csv(
     header: bool | None = None,
     delimiter: str | None = None,
     encoding: dict | None = None,
+    impute: str = "none",
 ) -> Dataset:
     """Read a tabular dataset from a CSV file: one sample per row, one target column.
 
@@ -565,6 +584,8 @@ def read_csv(
         encoding: a feature encoding to apply (``meta["encoding"]`` of an earlier read, e.g. of the
             training file when this one is scored); ``None`` learns it from this file. Text columns
             are one-hot encoded (see :func:`encode_table`).
+        impute: ``"none"`` (missing numeric cells are an error) or ``"median"`` (filled with the training
+            file's column medians, also in the test file); see :func:`encode_table`.
 
     Returns:
         A :class:`Dataset` named after the file stem with ``X`` of shape ``(N, 1, F)`` float32 (``F``
@@ -583,7 +604,7 @@ def read_csv(
     if test_size is not None and not 0.0 < float(test_size) < 1.0:
         raise XmodalError(f"test_size must be a fraction between 0 and 1, got {test_size}")
     cells, y_raw, columns, target_name, line = _parse_table(p, target, header, delimiter)
-    X, features, encoding = encode_table(cells, columns, str(p), encoding, line)
+    X, features, encoding = encode_table(cells, columns, str(p), encoding, line, impute)
     meta: dict[str, Any] = {"source": str(p), "feature_names": features, "target": target_name,
                             "encoding": encoding}
 

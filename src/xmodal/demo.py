@@ -77,6 +77,11 @@ def run_demo(
     console.print(f"total wall time {total:.1f} s, peak memory {peak:.2f} GiB; "
                   f"orca − finetune = {rows[0]['metric'] - rows[1]['metric']:+.4f}, "
                   f"orca − scratch = {rows[0]['metric'] - rows[2]['metric']:+.4f} {metric_name}")
+    # GunPoint's 150 test series swing by ±0.1 between seeds: say so next to a one-seed margin
+    console.print(f"one seed ({settings['seed']}): margins this size can change sign with the seed. Mean ± std over "
+                  "3 seeds: `xmodal compare gunpoint --strategies orca,finetune,scratch --seeds 0,1,2 "
+                  f"--max-tokens {settings['max_tokens']} --epochs {settings['epochs']} --batch-size "
+                  f"{settings['batch_size']}`; results/RESULTS.md has 3-seed tables for 12 tasks")
     result = {"dataset": ds.name, "settings": settings, "rows": rows, "total_seconds": total, "peak_rss_gib": peak}
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=1))

@@ -58,6 +58,21 @@ def test_npz_round_trip_keeps_arrays_task_and_classes(tmp_path):
     assert back.meta["classes"] == ["a", "b", "c"] and back.meta["source"] == str(path)
 
 
+def test_npz_text_labels_are_class_names(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "named.npz"
+    np.savez(path, X_train=rng.normal(size=(6, 1, 5)), y_train=np.array(["up", "down", "up", "flat", "down", "up"]),
+             X_test=rng.normal(size=(2, 1, 5)), y_test=np.array(["flat", "up"]))
+    ds = read_npz(path)
+    assert ds.task == "classification" and ds.meta["classes"] == ["down", "flat", "up"]
+    np.testing.assert_array_equal(ds.y_train, [2, 0, 2, 1, 0, 2])
+    np.testing.assert_array_equal(ds.y_test, [1, 2])
+    np.savez(path, X_train=rng.normal(size=(3, 1, 5)), y_train=np.array(["a", "b", "a"]),
+             X_test=rng.normal(size=(1, 1, 5)), y_test=np.array(["c"]))
+    with pytest.raises(XmodalError, match="never seen in training"):
+        read_npz(path)
+
+
 def test_npz_round_trip_dense_regression_without_test(tmp_path):
     X = rng.normal(size=(6, 1, 8, 8))
     y = rng.normal(size=(6, 8, 8))
@@ -254,10 +269,10 @@ def test_refuses_test_set_with_other_layout(tmp_path):
         read_npz(path)
 
 
-def test_refuses_string_targets_in_npz(tmp_path):
+def test_refuses_string_targets_in_npz_for_regression(tmp_path):
     path = _npz(tmp_path, X_train=rng.normal(size=(4, 3)), y_train=np.array(["a", "b", "a", "b"]))
     with pytest.raises(XmodalError, match=r"y has dtype <U1; encode labels"):
-        read_npz(path)
+        read_npz(path, task="regression")
 
 
 def test_refuses_complex_inputs(tmp_path):

@@ -277,8 +277,8 @@ REFUSED = [
     ("length mismatch", lambda X, y: (X, y[:-1]), {}, "same length"),
     ("single class", lambda X, y: (X, np.ones_like(y)), {}, "single class"),
     ("non-integer labels", lambda X, y: (X, y + 0.5), {"task": "classification"}, "integer"),
-    ("string labels", lambda X, y: (X, np.where(y == 1, "a", "b")), {}, "dtype"),
-    ("class gap", lambda X, y: (X, 2 * y), {}, "no sample"),
+    ("mixed object labels", lambda X, y: (X, np.array([1 if v else "a" for v in y], dtype=object)), {}, "dtype"),
+    ("single text label", lambda X, y: (X, np.full(len(y), "a")), {}, "single class"),
     ("multilabel not 0/1", lambda X, y: (X, np.stack([y, 2 * y], 1)), {"task": "multilabel"}, "0 and 1"),
     (
         "dense shape",
@@ -288,6 +288,31 @@ REFUSED = [
     ),
     ("dense labels shape", lambda X, y: (X, np.zeros((len(y), 3), int)), {"task": "dense-classification"}, "spatial"),
 ]
+
+
+@pytest.mark.parametrize("labels", [("no", "yes"), (-1, 1), (3, 7), (1.0, 2.0)], ids=["text", "signed", "gap", "float"])
+def test_labels_outside_0_to_k_come_back_as_given(tmp_path, labels):
+    """Like scikit-learn's classifiers: any label space is mapped to 0..K-1 and predictions map back."""
+    X, y = sign_of_mean(n=24)
+    y_user = np.asarray(labels)[y]
+    est = CrossModalEstimator(**TINY).fit(X, y_user)
+    assert est.task_ == "classification" and est.classes_.tolist() == sorted(labels)
+    pred = est.predict(X)
+    assert set(pred.tolist()) <= set(labels) and pred.dtype.kind == y_user.dtype.kind
+    acc = est.score(X, y_user)
+    assert acc == pytest.approx(float((pred == y_user).mean()))
+    assert est.predict_proba(X).shape == (24, 2)  # columns in the order of classes_
+    same = load(est.save(tmp_path / "m"))
+    np.testing.assert_array_equal(same.predict(X), pred)
+    assert same.score(X, y_user) == pytest.approx(acc)
+    with pytest.raises(XmodalError, match="not fitted on"):
+        est.score(X[:2], np.asarray([labels[0], "maybe" if isinstance(labels[0], str) else 99]))
+
+
+def test_labels_already_0_to_k_keep_their_indices():
+    X, y = sign_of_mean(n=24)
+    est = CrossModalEstimator(**TINY).fit(X, y)
+    assert est.classes_.tolist() == [0, 1] and set(est.predict(X).tolist()) <= {0, 1}
 
 
 @pytest.mark.parametrize("name,corrupt,kwargs,match", REFUSED, ids=[r[0] for r in REFUSED])
@@ -362,7 +387,7 @@ def test_evaluate_refuses_labels_the_model_does_not_know(fitted):
         est.evaluate(X, np.where(y == 1, 2, y))
     with pytest.raises(XmodalError, match="same length"):
         est.evaluate(X, y[:-1])
-    with pytest.raises(XmodalError, match="negative"):
+    with pytest.raises(XmodalError, match=r"label\(s\) \[-1\] that the model was not fitted on"):
         est.evaluate(X, y - 1)
     result = est.evaluate(X, y, ["accuracy", "macro_f1"])
     assert set(result) == {"accuracy", "macro_f1"} and 0.0 <= result["accuracy"] <= 1.0

@@ -37,7 +37,7 @@ def _with(value):
 
 REFUSED = [
     ("inf", _with(np.inf), "NaN/Inf"),
-    ("negative label", lambda X, y: (X, y - 1), "negative"),
+    ("NaN label", lambda X, y: (X, np.where(y == 1, np.nan, 0.0)), "NaN"),
     ("empty", lambda X, y: (X[:0], y[:0]), "empty"),
     ("complex", lambda X, y: (X.astype(np.complex64), y), "complex"),
 ]

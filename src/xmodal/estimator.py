@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from xmodal.align import AlignConfig
-from xmodal.data.tasks import get_task_kind
+from xmodal.data.tasks import get_task_kind, infer_task_kind
 from xmodal.data.validation import check_same_layout, check_X, check_Xy
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
@@ -30,7 +30,7 @@ from xmodal.train.checkpoint import atomic_save_tensors
 from xmodal.train.config import TrainConfig
 from xmodal.train.loop import predict_raw, resolve_device, train_loop
 
-__all__ = ["CrossModalEstimator", "load"]
+__all__ = ["CrossModalEstimator", "load", "encode_class_labels"]
 
 _FORMAT_VERSION = 1
 
@@ -211,7 +211,8 @@ class CrossModalEstimator:
         aligner, mode = strategy.validate()
         aligner.check_options(align_cfg.options)
         tabular = self.spatial_dims is None and np.ndim(X) == 2
-        Xc, yc, task, k = check_Xy(X, y, self.task, self.spatial_dims)
+        y, classes = encode_class_labels(y, self.task)
+        Xc, yc, task, k = check_Xy(X, y, self.task if classes is None else "classification", self.spatial_dims)
         kind = get_task_kind(task)
         if kind.probabilistic and kind.name != "multilabel":
             missing = sorted(set(range(k)) - set(np.unique(yc).tolist()))
@@ -233,6 +234,7 @@ class CrossModalEstimator:
         self.task_ = task
         self.n_outputs_ = k
         self.y_ndim_ = int(np.ndim(y))
+        self.classes_ = classes if classes is not None else (np.arange(k) if task == "classification" else None)
         device = resolve_device(cfg.device)
         report = FitReport(strategy=strategy.to_dict())
         self.strategy_ = strategy.name
@@ -332,6 +334,8 @@ class CrossModalEstimator:
         """Predictions in the layout ``y`` was given in: labels ``(N,)``, 0/1 ``(N, K)``, values, or maps."""
         out = self._raw(X)
         pred = self.model_.kind.predict(self.model_.decode(out))
+        if getattr(self, "classes_", None) is not None:
+            return self.classes_[pred.numpy()]
         return self._user_layout(pred.numpy())
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -344,6 +348,7 @@ class CrossModalEstimator:
     def evaluate(self, X: Any, y: Any, metrics: list[str] | None = None) -> dict[str, float]:
         """Metrics (default: the task's) of the model on ``(X, y)``, targets in user units."""
         self._check_fitted()
+        y = self._label_indices(y)
         Xc, yc, _, _ = check_Xy(X, y, self.task_, self.spatial_dims, min_classes=1)
         check_same_layout(Xc, self.model_.spec.sample_shape)
         kind = self.model_.kind
@@ -357,6 +362,27 @@ class CrossModalEstimator:
             )
         out = self.model_.decode(self._raw(Xc))
         return evaluate_outputs(kind, out, torch.from_numpy(yc), metrics or [kind.default_metric])
+
+    def _label_indices(self, y: Any) -> Any:
+        """Labels in the fit's label space (``classes_``) → indices ``0..K-1``; other targets unchanged."""
+        classes = getattr(self, "classes_", None)
+        if classes is None or np.ndim(y) != 1:
+            return y
+        ya = np.asarray(y)
+        if classes.dtype.kind in "US":
+            ya = ya.astype(str)
+        elif ya.dtype.kind in "USO":
+            raise XmodalError(
+                f"y holds text labels (e.g. {ya[0]!r}) but the model's classes are {classes[:20].tolist()}"
+            )
+        idx = np.clip(np.searchsorted(classes, ya), 0, len(classes) - 1)
+        unknown = classes[idx] != ya
+        if unknown.any():
+            raise XmodalError(
+                f"y has label(s) {np.unique(ya[unknown])[:5].tolist()} that the model was not fitted on; "
+                f"it knows {len(classes)} classes: {classes[:20].tolist()}"
+            )
+        return idx
 
     def score(self, X: Any, y: Any, metric: str | None = None) -> float:
         """The task's metric (or ``metric``) on ``(X, y)``: accuracy, mAP, MSE or relative L2 by default."""
@@ -385,6 +411,7 @@ class CrossModalEstimator:
             "task": self.task_,
             "n_outputs": self.n_outputs_,
             "y_ndim": self.y_ndim_,
+            "classes": None if getattr(self, "classes_", None) is None else self.classes_.tolist(),
         }
         atomic_save_tensors(self.model_.state_dict(), path / "model.safetensors")
         (path / "body_config.json").write_text(json.dumps(self.model_.body.config_dict(), indent=1, default=str))
@@ -398,6 +425,38 @@ class CrossModalEstimator:
         if hasattr(self, "report_") and self.report_.strategy:
             return {k: self.report_.strategy[k] for k in ("name", "align", "mode", "embedder_init")}
         return resolve_strategy(self.strategy, self.align, self.mode).to_dict()
+
+
+def encode_class_labels(y: Any, task: str = "auto") -> tuple[Any, np.ndarray | None]:
+    """Single-label classification targets ``(N,)`` in any label space → ``(indices 0..K-1, classes)``.
+
+    Text labels (``"cat"``, ``"dog"``), and whole-number labels that are not exactly ``0..K-1``
+    (``{1, 2}``, ``{-1, 1}``, ``{3, 7, 9}``), are mapped to indices in sorted order, as scikit-learn's
+    classifiers do; ``classes`` (the estimator's ``classes_``) maps predictions back. Labels already
+    ``0..K-1``, and every other kind of target, are returned unchanged with ``classes=None``. Only
+    ``task`` ``"auto"`` (where the labels look like classes) and ``"classification"`` are encoded.
+    """
+    if task not in ("auto", "classification"):
+        return y, None
+    try:
+        ya = np.asarray(y)
+    except Exception:
+        return y, None  # check_Xy reports unreadable targets
+    if ya.ndim != 1 or ya.size == 0:
+        return y, None
+    if ya.dtype.kind in "US" or (ya.dtype.kind == "O" and all(isinstance(v, str) for v in ya)):
+        classes, idx = np.unique(ya.astype(str), return_inverse=True)
+        return idx.astype(np.int64), classes
+    if ya.dtype.kind not in "iuf" or not np.isfinite(ya).all():
+        return y, None
+    if task == "auto" and infer_task_kind(ya, ()) != "classification":
+        return y, None
+    if task == "classification" and not np.all(np.mod(ya, 1) == 0):
+        return y, None  # check_Xy explains why fractional labels are refused
+    classes, idx = np.unique(ya, return_inverse=True)
+    if classes[0] == 0 and classes[-1] == len(classes) - 1:
+        return y, None  # already 0..K-1
+    return idx.astype(np.int64), classes
 
 
 def body_fingerprint(source: BodySource) -> str:
@@ -435,6 +494,10 @@ def load(path: str | Path, device: str | None = None) -> CrossModalEstimator:
     est.task_ = config["task"]
     est.n_outputs_ = int(config["n_outputs"])
     est.y_ndim_ = int(config["y_ndim"])
+    if config.get("classes") is not None:
+        est.classes_ = np.asarray(config["classes"])
+    else:  # folders saved before labels were recorded: classification labels were 0..K-1
+        est.classes_ = np.arange(est.n_outputs_) if est.task_ == "classification" else None
     est.body_source_ = BodySource(config["body_name"], config["body_family"])
     saved = config.get("strategy")  # absent in folders saved before strategies were recorded
     est.strategy_ = saved["name"] if isinstance(saved, dict) and "name" in saved else est._strategy_record()["name"]

@@ -221,7 +221,8 @@ def read_npz(path: str | os.PathLike, spatial_dims: int | None = None, task: str
     """Read a labelled dataset from an ``.npz`` archive.
 
     The archive holds ``X_train`` ``(N, C, *S)`` and ``y_train`` (``N`` targets), and optionally
-    ``X_test`` ``(M, C, *S)`` with ``y_test`` (both or neither). Optional string entries ``task``
+    ``X_test`` ``(M, C, *S)`` with ``y_test`` (both or neither); text labels (``(N,)`` strings) are class
+    names, encoded as in :func:`read_csv`. Optional string entries ``task``
     (0-d) and ``classes`` ``(K,)``, as :func:`write_npz` writes them, are read back too. Arrays are
     loaded with ``allow_pickle=False``: object arrays are refused, never unpickled.
 
@@ -273,6 +274,13 @@ def read_npz(path: str | os.PathLike, spatial_dims: int | None = None, task: str
         meta["classes"] = [str(c) for c in arrays["classes"].ravel()]
     if task == "auto" and "task" in arrays and arrays["task"].dtype.kind == "U":
         task = str(arrays["task"].reshape(()))
+    if arrays["y_train"].dtype.kind in "US" and arrays["y_train"].ndim == 1 and task in ("auto", "classification"):
+        # class names, as in a CSV: indices 0..K-1 in sorted order, the names in meta["classes"]
+        y_te = arrays.get("y_test")
+        arrays["y_train"], y_te_idx, meta["classes"] = encode_labels(arrays["y_train"], y_te)
+        if y_te is not None:
+            arrays["y_test"] = y_te_idx
+        task = "classification"
     return dataset_from_arrays(
         p.stem,
         arrays["X_train"],

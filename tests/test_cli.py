@@ -115,7 +115,7 @@ def test_csv_with_a_text_column_predicts_and_evaluates_with_the_training_categor
     rng = np.random.default_rng(2)
     colour = rng.choice(["red", "green", "blue"], size=48)
     x = rng.normal(size=48)
-    y = ((colour == "red") | (x > 1)).astype(int)
+    y = np.where((colour == "red") | (x > 1), "yes", "no")  # text labels: predictions come back as text
     rows = ["x,colour,label"] + [f"{a:.4f},{c},{t}" for a, c, t in zip(x, colour, y, strict=True)]
     train = tmp_path / "train.csv"
     train.write_text("\n".join(rows) + "\n")
@@ -131,7 +131,11 @@ def test_csv_with_a_text_column_predicts_and_evaluates_with_the_training_categor
     pred_file = tmp_path / "pred.npy"
     code, _, err = run_cli(capsys, "predict", run / "model", new, "--out", pred_file)
     assert code == 0, err
-    assert np.load(pred_file).shape == (2,)
+    pred = np.load(pred_file)
+    assert pred.shape == (2,) and set(pred.tolist()) <= {"no", "yes"}
+    csv_out = tmp_path / "pred.csv"
+    assert run_cli(capsys, "predict", run / "model", new, "--out", csv_out)[0] == 0
+    assert set(csv_out.read_text().split()) <= {"no", "yes"}
     code, out, err = run_cli(capsys, "evaluate", run / "model", train, "--target", "label")
     assert code == 0, err
     assert 0.0 <= json.loads(out)["accuracy"] <= 1.0

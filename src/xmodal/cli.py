@@ -31,6 +31,16 @@ _DATA_HELP = (
 TABLE_ENCODING = "table_encoding.json"
 
 
+def _named_labels(ds: Any, y: np.ndarray | None) -> np.ndarray | None:
+    """Class indices → the dataset's class names (``meta["classes"]``: a CSV's or .npz's text labels, a
+    built-in set's names) for single-label classification, so that the fitted model's ``classes_``, and
+    so ``predict``, speak the names; other targets, and data without names, unchanged."""
+    names = ds.meta.get("classes")
+    if y is None or not names or ds.task != "classification" or np.ndim(y) != 1:
+        return y
+    return np.asarray([str(n) for n in names])[np.asarray(y)]
+
+
 def _table_encoding(model_dir: str) -> dict | None:
     path = Path(model_dir) / TABLE_ENCODING
     if not path.is_file():
@@ -234,7 +244,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     config = {"data": args.data, "dataset": ds.name, "task": ds.task, **est.get_params(), **strategy.to_dict()}
     config["strategy"] = config.pop("name")
     (run / "config.json").write_text(json.dumps(config, indent=1))
-    est.fit(ds.fit_inputs(ds.X_train), ds.y_train, checkpoint_dir=run / "checkpoints")
+    est.fit(ds.fit_inputs(ds.X_train), _named_labels(ds, ds.y_train), checkpoint_dir=run / "checkpoints")
     est.save(run / "model")
     if "encoding" in ds.meta:  # a CSV: predict/evaluate re-encode new tables with the training columns
         (run / "model" / TABLE_ENCODING).write_text(json.dumps(ds.meta["encoding"], indent=1))
@@ -255,7 +265,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                                                               "final_distance", "stopped_early")}
     if ds.X_test is not None:
         t0 = time.perf_counter()
-        metrics["test"] = est.evaluate(ds.fit_inputs(ds.X_test), ds.y_test, metrics_for(est.task_))
+        metrics["test"] = est.evaluate(ds.fit_inputs(ds.X_test), _named_labels(ds, ds.y_test), metrics_for(est.task_))
         metrics["seconds"]["evaluate"] = time.perf_counter() - t0
         metrics["test_samples"] = len(ds.X_test)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -322,12 +332,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() == ".csv":
         flat = pred.reshape(len(pred), -1)
-        np.savetxt(out, flat, delimiter=",", fmt="%.6g")
+        np.savetxt(out, flat, delimiter=",", fmt="%s" if flat.dtype.kind in "US" else "%.6g")
     else:
         np.save(out, pred)
     if args.proba:
         proba = est.predict_proba(X)
         np.save(out.with_name(out.stem + "_proba.npy"), proba)
+        if getattr(est, "classes_", None) is not None:
+            print(f"probability columns (classes in order): {est.classes_.tolist()[:50]}")
     print(f"wrote {len(pred)} predictions of shape {pred.shape[1:]} to {out}")
     return 0
 
@@ -342,6 +354,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     args.encoding = _table_encoding(args.model)
     ds = _read_data(args.data, args)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
+    if getattr(est, "classes_", None) is not None and est.classes_.dtype.kind in "US":
+        y = _named_labels(ds, y)  # a model fitted on class names is scored on names
     names = args.metrics.split(",") if args.metrics else None
     result = est.evaluate(X, y, names)
     print(json.dumps(result, indent=1))

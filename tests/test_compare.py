@@ -38,6 +38,7 @@ def test_runner_writes_a_table_and_resumes(tmp_path, monkeypatch):
     assert orca["align_s"] > 0 and next(s for s in res.summary if s["strategy"] == "finetune")["align_s"] < 0.5
     md = (out / "compare.md").read_text()
     assert "| orca |" in md and "**" in md and "Source probe of the pretrained body" in md
+    assert "±" in next(line for line in md.splitlines() if line.startswith("| orca |"))  # two seeds
     with open(out / "compare.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 and {r["strategy"] for r in rows} == {"finetune", "frozen", "orca"}
@@ -83,6 +84,7 @@ def test_cli_compare_on_an_npz(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "| finetune |" in text and "| warmup |" in text
+    assert "±" not in next(line for line in text.splitlines() if line.startswith("| finetune |"))  # one seed
     assert (out / "compare.csv").exists() and len(list((out / "cells").glob("*.json"))) == 2
     assert main(["compare", str(path), "--strategies", "finetune,bogus", "--out", str(out)]) == 2
     assert "unknown strategy" in capsys.readouterr().err

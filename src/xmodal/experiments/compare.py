@@ -203,6 +203,13 @@ def summarize(rows: list[dict[str, Any]], order: list[str] | None = None) -> lis
     return out
 
 
+def _pm(row: dict[str, Any], key: str, fmt: str, std_fmt: str) -> str:
+    """``mean ± std`` of ``row[key]``; the value alone for a single seed (no spread), as ``xmodal bench`` does."""
+    if row["seeds"] == 1:
+        return format(row[key], fmt)
+    return f"{format(row[key], fmt)} ± {format(row[key + '_std'], std_fmt)}"
+
+
 def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> str:
     """The summary as a Markdown table (best mean metric in bold) with the settings underneath."""
     from xmodal.evaluate.metrics import get_metric
@@ -219,13 +226,13 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
     lines = [f"### {result.dataset}: strategies compared ({result.summary[0]['seeds'] if result.summary else 0} "
              "seeds)", "", head, sep]
     for s in result.summary:
-        val = f"{s['value']:.4f} ± {s['value_std']:.4f}"
+        val = _pm(s, "value", ".4f", ".4f")
         if best is not None and s["value"] == best:
             val = f"**{val}**"
         line = (f"| {s['strategy']} | {val} | {s['align_s']:.1f} | {s['finetune_s']:.1f} | "
-                f"{s['final_otdd']:.4g} ± {s['final_otdd_std']:.2g} |")
+                f"{_pm(s, 'final_otdd', '.4g', '.2g')} |")
         if has_probe:
-            line += f" {s['probe']:.3f} ± {s['probe_std']:.3f} |" if "probe" in s else " – |"
+            line += f" {_pm(s, 'probe', '.3f', '.3f')} |" if "probe" in s else " – |"
         lines.append(line)
     if result.pretrained_probe is not None:
         lines += ["", f"Source probe of the pretrained body (reference): {result.pretrained_probe:.3f} "

@@ -309,6 +309,18 @@ def test_labels_outside_0_to_k_come_back_as_given(tmp_path, labels):
         est.score(X[:2], np.asarray([labels[0], "maybe" if isinstance(labels[0], str) else 99]))
 
 
+def test_model_folders_saved_before_classes_were_recorded_still_load(tmp_path):
+    X, y = sign_of_mean(n=24)
+    est = CrossModalEstimator(**TINY).fit(X, y)
+    path = est.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    del config["classes"]
+    (path / "config.json").write_text(json.dumps(config))
+    old = load(path)
+    assert old.classes_.tolist() == [0, 1]
+    np.testing.assert_array_equal(old.predict(X), est.predict(X))
+
+
 def test_labels_already_0_to_k_keep_their_indices():
     X, y = sign_of_mean(n=24)
     est = CrossModalEstimator(**TINY).fit(X, y)

@@ -336,6 +336,19 @@ def test_csv_median_imputation_uses_the_training_medians(tmp_path):
         read_csv(train, impute="mean")
 
 
+def test_csv_held_out_rows_do_not_feed_the_imputed_medians(tmp_path):
+    b = [str(i * i) if i % 4 else "" for i in range(40)]  # skewed values, every fourth missing
+    lines = ["id,b,label"] + [f"{i},{v},{i % 2}" for i, v in enumerate(b)]
+    ds = read_csv(_csv(tmp_path, "\n".join(lines) + "\n"), test_size=0.5, impute="median", seed=3)
+    train_ids = ds.X_train[:, 0, 0].astype(int)
+    seen = [i * i for i in train_ids if i % 4]
+    fill = ds.meta["encoding"]["columns"][1]["fill"]
+    assert fill == np.median(seen) != np.median([i * i for i in range(40) if i % 4])
+    test_ids = ds.X_test[:, 0, 0].astype(int)
+    np.testing.assert_array_equal(ds.X_test[test_ids % 4 == 0, 0, 1], fill)
+    assert sorted([*train_ids, *test_ids]) == list(range(40))
+
+
 def test_refuses_text_in_a_column_that_the_encoding_says_is_numeric(tmp_path):
     train = _csv(tmp_path, "a,b,label\n1,2,0\n3,4,1\n", "train.csv")
     test = _csv(tmp_path, "a,b,label\n1,2,0\n3,abc,1\n5,6,0\n", "test.csv")

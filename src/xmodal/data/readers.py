@@ -455,6 +455,7 @@ def encode_table(
     encoding: dict | None = None,
     first_line: int = 1,
     impute: str = "none",
+    fit_rows: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, list[str], dict]:
     """Encode a table's feature cells (strings, ``N`` rows × ``F`` columns) as numbers.
 
@@ -474,6 +475,8 @@ def encode_table(
         first_line: the file line of the first row, for messages.
         impute: ``"none"`` (default: missing numeric cells are an error) or ``"median"``; only used
             when the encoding is learned here (an applied encoding carries its own fill values).
+        fit_rows: the rows whose values give the medians (default: all), e.g. the training rows of a
+            file that is split afterwards.
 
     Returns:
         ``(X (N, F') float64, the F' encoded column names, encoding)`` where ``encoding`` is a
@@ -491,7 +494,8 @@ def encode_table(
                 continue
             col: dict[str, Any] = {"name": name, "kind": "numeric"}
             if impute == "median":
-                numbers = np.array([float(row[j]) for row in cells if row[j] != ""], dtype=np.float64)
+                rows = cells if fit_rows is None else [cells[i] for i in fit_rows]
+                numbers = np.array([float(row[j]) for row in rows if row[j] != ""], dtype=np.float64)
                 numbers = numbers[np.isfinite(numbers)]
                 if numbers.size == 0:
                     raise XmodalError(f"{source!r}: column {name!r} has no finite value to impute from; drop it")
@@ -612,11 +616,9 @@ def read_csv(
     if test_size is not None and not 0.0 < float(test_size) < 1.0:
         raise XmodalError(f"test_size must be a fraction between 0 and 1, got {test_size}")
     cells, y_raw, columns, target_name, line = _parse_table(p, target, header, delimiter)
-    X, features, encoding = encode_table(cells, columns, str(p), encoding, line, impute)
-    meta: dict[str, Any] = {"source": str(p), "feature_names": features, "target": target_name,
-                            "encoding": encoding}
+    meta: dict[str, Any] = {"source": str(p), "target": target_name}
 
-    X_te = y_te_raw = None
+    te_cells = y_te_raw = None
     if test_path is not None:
         pt = _existing_file(test_path, (".csv", ".tsv", ".txt"), "a CSV file")
         # the test file is addressed by the training file's target column name when both have headers
@@ -627,7 +629,6 @@ def read_csv(
                 f"the test CSV {str(pt)!r} has {len(te_columns)} feature columns but the training CSV has "
                 f"{len(columns)}; both need the same columns"
             )
-        X_te, _, _ = encode_table(te_cells, te_columns, str(pt), encoding, te_line)
         meta["test_source"] = str(pt)
 
     numeric = all(_is_number(c) for c in y_raw)
@@ -647,9 +648,18 @@ def read_csv(
         y, y_te, classes = encode_labels(y_raw, y_te_raw)
         meta["classes"] = classes
 
+    # the held-out rows are chosen before the features are encoded, so that imputed medians come from
+    # the training rows only
+    split = None
     if test_size is not None:
-        name = task if task != "auto" else infer_task_kind(y, (X.shape[1],))
-        X, X_te, y, y_te = _split(X, y, float(test_size), seed, stratify=name in _CLASSIFICATION_KINDS)
+        name = task if task != "auto" else infer_task_kind(y, (len(columns),))
+        split = _split(np.arange(len(y)), y, float(test_size), seed, stratify=name in _CLASSIFICATION_KINDS)[:2]
+    X, features, encoding = encode_table(cells, columns, str(p), encoding, line, impute,
+                                         fit_rows=None if split is None else split[0])
+    meta.update(feature_names=features, encoding=encoding)
+    X_te = None if te_cells is None else encode_table(te_cells, te_columns, str(pt), encoding, te_line)[0]
+    if split is not None:
+        X, X_te, y, y_te = X[split[0]], X[split[1]], y[split[0]], y[split[1]]
     return dataset_from_arrays(
         p.stem,
         X,

@@ -421,6 +421,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_csv_args(p: argparse.ArgumentParser) -> None:
+    """The options of a command that reads a labelled CSV (fit, compare)."""
+    p.add_argument("--target", help="CSV: target column name or index (default: last column)")
+    p.add_argument("--test", help="CSV: a separate test file with the same columns")
+    p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
+    p.add_argument("--impute", choices=["none", "median"], default="none",
+                   help="CSV: fill missing numeric cells with the training column's median (default: none = error)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``xmodal`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -438,11 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help=_DATA_HELP)
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<strategy>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--target", help="CSV: target column name or index (default: last column)")
-    p.add_argument("--test", help="CSV: a separate test file with the same columns")
-    p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
-    p.add_argument("--impute", choices=["none", "median"], default="none",
-                   help="CSV: fill missing numeric cells with the training column's median (default: none = error)")
+    _add_csv_args(p)
     _add_training_args(p)
     p.set_defaults(func=cmd_fit)
 
@@ -457,11 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: runs/compare-<dataset>)")
     p.add_argument("--no-probe", action="store_true", help="skip the source-knowledge probe")
     p.add_argument("--probe-size", type=int, default=500, help="proxy samples of the probe (default 500)")
-    p.add_argument("--target", help="CSV: target column name or index (default: last column)")
-    p.add_argument("--test", help="CSV: a separate test file with the same columns")
-    p.add_argument("--test-size", type=float, default=None, help="CSV without --test: hold out this fraction")
-    p.add_argument("--impute", choices=["none", "median"], default="none",
-                   help="CSV: fill missing numeric cells with the training column's median (default: none = error)")
+    _add_csv_args(p)
     _add_training_args(p, per_run=False)
     p.set_defaults(func=cmd_compare)
 

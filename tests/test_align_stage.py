@@ -13,7 +13,8 @@ from xmodal.align import ALIGNERS
 from xmodal.cli import main
 from xmodal.errors import XmodalError
 
-BASE = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False, source_size=60, proxy="mnist")
+BASE = dict(body="vit-tiny-random", validation=0, max_tokens=16, batch_size=8, verbose=False, source_size=60,
+            proxy="mnist")
 TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from xmodal.cli import main
 
-FAST_BASE = ["--body", "vit-tiny-random", "--epochs", "2", "--max-tokens", "8", "--batch-size", "8", "--device", "cpu"]
+FAST_BASE = ["--body", "vit-tiny-random", "--validation", "0",
+             "--epochs", "2", "--max-tokens", "8", "--batch-size", "8", "--device", "cpu"]
 FAST = [*FAST_BASE, "--align", "none"]
 
 

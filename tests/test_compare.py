@@ -11,7 +11,8 @@ from xmodal.data.readers import dataset_from_arrays
 from xmodal.errors import XmodalError
 from xmodal.experiments import compare
 
-PARAMS = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, epochs=2, lr=1e-3, proxy="mnist",
+PARAMS = dict(body="vit-tiny-random", validation=0, max_tokens=16, batch_size=8, epochs=2, lr=1e-3,
+              proxy="mnist",
               source_size=60, align_epochs=2, align_steps=1)
 
 

@@ -12,7 +12,7 @@ import torch
 import xmodal.estimator as est_mod
 from xmodal import CrossModalEstimator, XmodalError, load
 
-BASE = dict(body="vit-tiny-random", max_tokens=8, batch_size=8, device="cpu", verbose=False)
+BASE = dict(body="vit-tiny-random", validation=0, max_tokens=8, batch_size=8, device="cpu", verbose=False)
 TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 
@@ -216,19 +216,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
     kw = dict(epochs=3, lr=1e-3, **TINY)
     reference = CrossModalEstimator(**kw).fit(X, y)
 
-    real_loop = est_mod.train_loop
+    def interrupt_in_epoch_2(record):
+        if record["epoch"] == 2:  # before epoch 2's checkpoint is written
+            raise KeyboardInterrupt
 
-    def interrupt_in_epoch_2(*args, **kwargs):
-        def on_epoch(record):
-            if record["epoch"] == 2:  # before epoch 2's checkpoint is written
-                raise KeyboardInterrupt
-
-        return real_loop(*args, on_epoch=on_epoch, **kwargs)
-
-    monkeypatch.setattr(est_mod, "train_loop", interrupt_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        CrossModalEstimator(**kw).fit(X, y, checkpoint_dir=tmp_path)
-    monkeypatch.setattr(est_mod, "train_loop", real_loop)
+        CrossModalEstimator(**kw).fit(X, y, checkpoint_dir=tmp_path, on_epoch=interrupt_in_epoch_2)
     assert (tmp_path / CKPT).is_file()
     assert not (tmp_path / (CKPT + ".tmp")).exists()
 
@@ -270,7 +263,7 @@ REFUSED = [
     ("unknown mode", lambda X, y: (X, y), {"mode": "lora"}, "unknown fine-tuning mode"),
     ("unknown task", lambda X, y: (X, y), {"task": "ranking"}, "unknown task"),
     ("bad epochs", lambda X, y: (X, y), {"epochs": -1}, "epochs"),
-    ("bad align epochs", lambda X, y: (X, y), {"align_epochs": -1}, "alignment settings"),
+    ("bad align epochs", lambda X, y: (X, y), {"align_epochs": -1}, "align_epochs must be"),
     ("bad spatial_dims", lambda X, y: (X, y), {"spatial_dims": 4}, "spatial_dims"),
     ("NaN in X", _nan, {}, "NaN"),
     ("rank 1 X", lambda X, y: (X.reshape(-1), y), {}, "rank"),

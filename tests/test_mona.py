@@ -15,7 +15,7 @@ from xmodal.errors import XmodalError
 from xmodal.model import assemble, build_body, resolve_body
 from xmodal.model.bodies import SourceTokens
 
-BASE = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False, proxy="mnist")
+BASE = dict(body="vit-tiny-random", validation=0, max_tokens=16, batch_size=8, verbose=False, proxy="mnist")
 TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 

@@ -69,6 +69,6 @@ def test_discrepancy_from_a_fitted_estimator():
     y = np.arange(24) % 3
     X = rng.normal(size=(24, 2, 20)).astype(np.float32) + y[:, None, None]
     est = CrossModalEstimator(body="vit-tiny-random", max_tokens=16, epochs=1, batch_size=8, verbose=False,
-                              strategy="finetune").fit(X, y)
+                              validation=0, strategy="finetune").fit(X, y)
     res = modality_discrepancy(est, X, y, proxy="mnist", source_size=100)
     assert res["target_classes"] == 3 and 0.0 <= res["discrepancy"] <= res["baseline"]

@@ -29,7 +29,7 @@ from xmodal.strategies import (
 )
 from xmodal.train.modes import get_mode
 
-BASE = dict(body="vit-tiny-random", max_tokens=8, batch_size=8, device="cpu", verbose=False)
+BASE = dict(body="vit-tiny-random", validation=0, max_tokens=8, batch_size=8, device="cpu", verbose=False)
 TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 TINY_BERT = {
     "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -368,7 +368,8 @@ def npz(tmp_path):
     return path
 
 
-FAST_BASE = ["--body", "vit-tiny-random", "--epochs", "1", "--max-tokens", "8", "--batch-size", "8", "--device", "cpu"]
+FAST_BASE = ["--body", "vit-tiny-random", "--validation", "0",
+             "--epochs", "1", "--max-tokens", "8", "--batch-size", "8", "--device", "cpu"]
 FAST = [*FAST_BASE, "--align", "none"]
 
 
@@ -412,7 +413,7 @@ def test_cli_conflicting_strategy_is_one_error_line_and_writes_nothing(tmp_path,
 
 
 def test_cli_unknown_strategy_is_a_usage_error(npz, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["fit", str(npz), "--strategy", "orcaa"])
-    assert exc.value.code == 2
-    assert "invalid choice: 'orcaa'" in capsys.readouterr().err
+    assert main(["fit", str(npz), "--strategy", "orcaa"]) == 2
+    assert "unknown strategy 'orcaa'" in capsys.readouterr().err
+    assert main(["fit", str(npz), "--strategy", "auto", "--candidates", "orca,nope"]) == 2
+    assert "unknown strategy 'nope'" in capsys.readouterr().err

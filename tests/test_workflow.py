@@ -7,7 +7,7 @@ import pytest
 
 from xmodal import CrossModalEstimator, XmodalError, load
 
-BASE = dict(body="vit-tiny-random", max_tokens=16, batch_size=8, verbose=False)
+BASE = dict(body="vit-tiny-random", validation=0, max_tokens=16, batch_size=8, verbose=False)
 TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
 
 
@@ -21,7 +21,7 @@ def _separable(n=12, length=10, seed=0):
 
 def test_language_body_save_load(tmp_path):
     X, y = _separable()
-    est = CrossModalEstimator(body="minilm-l6", max_tokens=8, epochs=1, verbose=False).fit(X, y)
+    est = CrossModalEstimator(body="minilm-l6", max_tokens=8, epochs=1, verbose=False, validation=0).fit(X, y)
     est.save(tmp_path / "m")
     np.testing.assert_array_equal(load(tmp_path / "m").predict_proba(X), est.predict_proba(X))
 

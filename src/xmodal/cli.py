@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from xmodal.errors import XmodalError
-from xmodal.strategies import DEFAULT_ALIGN, DEFAULT_MODE, STRATEGIES
 
 __all__ = ["main", "build_parser"]
 
@@ -51,19 +50,19 @@ def _table_encoding(model_dir: str) -> dict | None:
         raise XmodalError(f"cannot read {path} ({exc}); refit the model or restore the file") from exc
 
 
-def _read_data(source: str, args: argparse.Namespace) -> Any:
+def _read_data(source: str, args: argparse.Namespace, task: str = "auto", spatial_dims: int | None = None) -> Any:
     from xmodal.data.builtin import load_dataset
     from xmodal.data.readers import read_csv, read_npz
 
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path, spatial_dims=args.spatial_dims, task=args.task)
+        return read_npz(path, spatial_dims=spatial_dims, task=task)
     if suffix in (".csv", ".tsv", ".txt"):
         target: str | int = args.target if args.target is not None else -1
         if isinstance(target, str) and target.lstrip("-").isdigit():
             target = int(target)
-        return read_csv(path, target=target, test_path=args.test, task=args.task, test_size=args.test_size,
+        return read_csv(path, target=target, test_path=args.test, task=task, test_size=args.test_size,
                         encoding=getattr(args, "encoding", None), impute=getattr(args, "impute", "none"))
     if path.exists():
         raise XmodalError(f"cannot read {source}: expected an .npz or .csv file")
@@ -72,102 +71,42 @@ def _read_data(source: str, args: argparse.Namespace) -> Any:
     return load_dataset(source)  # unknown names raise with the list of built-in datasets
 
 
-def _align_option(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` → (key, JSON value or the plain string)."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        return key.strip(), json.loads(raw)
-    except json.JSONDecodeError:
-        return key.strip(), raw
+def _add_settings(p: argparse.ArgumentParser, per_run: bool = True) -> None:
+    """The run settings (:class:`xmodal.config.RunConfig`) as options, plus ``--config FILE``;
+    ``per_run=False`` leaves out what varies per cell of a comparison (strategy, align, mode, seed)."""
+    from xmodal.config import PER_CELL, add_cli_options
+
+    p.add_argument("--config", metavar="FILE",
+                   help="a run configuration (.yaml/.json, e.g. a tuner's best_config.yaml); options given on the "
+                   "command line override it")
+    add_cli_options(p, exclude=() if per_run else PER_CELL)
 
 
-def _add_training_args(p: argparse.ArgumentParser, per_run: bool = True) -> None:
-    """The estimator's settings as options; ``per_run=False`` leaves out what varies per cell of a
-    comparison (--strategy, --align, --mode, --seed)."""
-    g = p.add_argument_group("model and strategy")
-    g.add_argument("--body", default="minilm-l6", help="body name, model folder or hub id (default: minilm-l6)")
-    g.add_argument("--task", default="auto", help="auto | classification | multilabel | regression | "
-                   "dense-classification | dense-regression (default: auto, inferred from y)")
-    g.add_argument("--max-tokens", type=int, default=None,
-                   help="token budget of the embedder; fewer tokens = coarser patches, faster (default: body's)")
-    g.add_argument("--spatial-dims", type=int, default=None,
-                   help="spatial axes of X when it has no channel axis, e.g. 2 for (N, H, W) images")
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd")
-    t.add_argument("--warmup-ratio", type=float, default=0.1, help="fraction of steps in linear warm-up")
-    t.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
-    t.add_argument("--clip-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--align-epochs", type=int, default=None,
-                   help="stage-2 epochs (default: warmup 5, distances 60, mona 10)")
-    t.add_argument("--align-lr", type=float, default=None,
-                   help="stage-2 learning rate (default: 1e-3; mona 3e-5)")
-    t.add_argument("--align-steps", type=int, default=4, help="stage-2 optimiser steps per epoch (default 4)")
-    t.add_argument("--align-curve-per-class", type=_optional_int, default=100, metavar="N",
-                   help="the per-epoch stage-2 distance uses at most N target samples per class "
-                   "(default 100; 'all' for the full set)")
-    t.add_argument("--align-option", type=_align_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="stage-2 objective option, repeatable, e.g. inner=exact (otdd) or lam=0.5 (mona)")
-    t.add_argument("--proxy", default=None, help="source proxy: wnut16 | mnist | fashion-mnist (default: body's)")
-    t.add_argument("--source-size", type=int, default=5000, help="proxy samples embedded once and cached")
-    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    t.add_argument("--precision", default="auto", help="auto (bf16 on CUDA) | fp32 | bf16")
-    if not per_run:
-        return
-    t.add_argument("--seed", type=int, default=0)
-    g.add_argument("--strategy", default=None, choices=list(STRATEGIES), metavar="NAME",
-                   help="transfer strategy of the ORCA/MoNA papers, which sets the embedder init, --align and "
-                   f"--mode: {', '.join(STRATEGIES)} (see `xmodal strategies`; default: from --align/--mode)")
-    g.add_argument("--align", default=None,
-                   help="stage-2 aligner: none | warmup | otdd | mmd | euclidean | transrate | … "
-                   f"(default: {DEFAULT_ALIGN}, none with --mode scratch); must agree with --strategy")
-    g.add_argument("--mode", default=DEFAULT_MODE,
-                   help=f"stage-3 mode: full | fpt | frozen | scratch (default: {DEFAULT_MODE}); "
-                   "must agree with --strategy")
+def _add_tune_args(p: argparse.ArgumentParser, in_fit: bool) -> None:
+    """The options of the hyper-parameter search (``xmodal tune``, ``xmodal fit --tune``)."""
+    g = p.add_argument_group("tuning (ASHA on the validation split)")
+    if in_fit:
+        g.add_argument("--tune", action="store_true",
+                       help="tune the settings first (RUN/tune/), then fit with the best configuration")
+    g.add_argument("--budget", default="10m",
+                   help="stop tuning after this wall time, e.g. 20m, 1h, 300 (seconds); 'none': trials only "
+                   "(default: 10m)")
+    g.add_argument("--trials", type=int, default=None, help="stop when the study holds this many trials "
+                   "(all workers together; default: no limit)")
+    g.add_argument("--space", metavar="FILE", help="search space file (.yaml/.json; default: ORCA's space plus "
+                   "max_tokens, epochs and warmup_ratio, see xmodal.tuning.space)")
+    g.add_argument("--storage", help="study storage: a journal file (default: <tuning folder>/study.journal) or "
+                   "postgresql://user@host/db to share one study between workers on several machines")
+    g.add_argument("--study", default=None, help="study name in --storage (default: xmodal)")
+    g.add_argument("--pruner", default="asha", choices=["asha", "hyperband", "none"], help="default: asha")
 
 
-def _estimator_from_args(args: argparse.Namespace, task: str) -> Any:
-    from xmodal.estimator import CrossModalEstimator
+def _tune_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from xmodal.tuning import SearchSpace
 
-    return CrossModalEstimator(
-        task=task, body=args.body, strategy=args.strategy, align=args.align, mode=args.mode,
-        max_tokens=args.max_tokens,
-        spatial_dims=getattr(args, "spatial_dims", None), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, optimizer=args.optimizer, warmup_ratio=args.warmup_ratio,
-        accumulate=args.accumulate, clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs,
-        align_lr=args.align_lr, align_steps=args.align_steps, proxy=args.proxy, source_size=args.source_size,
-        align_curve_per_class=args.align_curve_per_class,
-        align_options=dict(args.align_option) or None, seed=args.seed, device=args.device, precision=args.precision,
-        verbose=not args.quiet,
-    )
-
-
-def _shared_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings ``xmodal compare`` gives every cell."""
-    return dict(
-        task=args.task, body=args.body, max_tokens=args.max_tokens, spatial_dims=args.spatial_dims,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        optimizer=args.optimizer, warmup_ratio=args.warmup_ratio, accumulate=args.accumulate,
-        clip_grad_norm=args.clip_grad_norm, align_epochs=args.align_epochs, align_lr=args.align_lr,
-        align_steps=args.align_steps, align_options=dict(args.align_option) or None, proxy=args.proxy,
-        align_curve_per_class=args.align_curve_per_class,
-        source_size=args.source_size, device=args.device, precision=args.precision,
-    )
-
-
-def _optional_int(text: str) -> int | None:
-    """An integer, or ``all`` / ``none`` for no limit."""
-    if text.strip().lower() in ("all", "none"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+    budget = None if str(args.budget).strip().lower() in ("none", "0") else args.budget
+    return dict(budget=budget, n_trials=args.trials, storage=args.storage, study_name=args.study,
+                space=SearchSpace.from_file(args.space) if args.space else None, pruner=args.pruner)
 
 
 def _int_list(text: str) -> list[int]:
@@ -193,11 +132,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     seeds = args.seeds
     if args.quick:
-        methods = [m for m in methods if m in ("orca", "finetune", "peer")] or methods
+        methods = [m for m in methods if m in ("auto", "orca", "finetune", "peer")] or methods
         seeds = seeds[:1]
     t0 = time.perf_counter()
     res = run_bench(tasks, methods, seeds, args.out, body=args.body, progress=not args.quiet,
-                    report_only=args.report, jobs=args.jobs)
+                    report_only=args.report, jobs=args.jobs, tune_budget=args.tune_budget)
     print()
     print(Path(res.files["markdown"]).read_text())
     print(f"written: {res.files['markdown']}, {res.files['csv']}, {res.files['profile']}")
@@ -205,16 +144,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    """The run configuration of the command line: defaults ← ``--config`` file ← options given (validated)."""
+    from xmodal.config import config_from_cli
+    from xmodal.strategies import AUTO, get_strategy
+
+    cfg = config_from_cli(args, verbose=not args.quiet)
+    for name in cfg.candidates if cfg.strategy == AUTO else [cfg.strategy] if cfg.strategy else []:
+        get_strategy(name)  # an unknown name stops here, before the data are read
+    return cfg
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run strategies side by side on one dataset; write compare.md / compare.csv."""
+    from xmodal.config import SHARED
     from xmodal.experiments.compare import compare
 
-    ds = _read_data(args.data, args)
+    cfg = _settings(args)
+    ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     out = Path(args.out) if args.out else Path("runs") / f"compare-{ds.name}"
     print(ds.summary())
-    params = _shared_params(args)
-    params["task"] = ds.task
+    settings = cfg.replace(task=ds.task).to_dict()
+    params = {k: settings[k] for k in SHARED}
     res = compare(ds, strategies, args.seeds, params, out, probe=not args.no_probe, probe_size=args.probe_size,
                   progress=True)
     print()
@@ -223,28 +175,70 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Tune the settings on DATA's training split (ASHA); write the trials, plots and best_config.yaml."""
+    from xmodal.tuning import tune
+
+    cfg = _settings(args)
+    kwargs = _tune_kwargs(args)
+    ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
+    out = Path(args.out) if args.out else Path("runs") / f"tune-{ds.name}"
+    print(ds.summary())
+    print(f"tuning on the training split only ({len(ds.X_train)} samples, {cfg.validation:g} held out for "
+          f"validation); folder {out}")
+    res = tune(ds.fit_inputs(ds.X_train), _named_labels(ds, ds.y_train), cfg.replace(task=ds.task), out=out,
+               progress=not args.quiet, **kwargs)
+    _print_tuning(res)
+    print(f"next: xmodal fit {args.data} --config {res.files['best_config']}")
+    return 0
+
+
+def _print_tuning(res: Any) -> None:
+    print(Path(res.files["trials_md"]).read_text())
+    print(f"best validation {res.metric}: {res.best_value:.4f}; tuned settings: "
+          + ", ".join(f"{k}={v}" for k, v in res.study.best_trial.user_attrs["settings"].items()))
+    print("written: " + ", ".join(res.files.values()))
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Fit on DATA and write a run folder."""
+    """Fit on DATA and write a run folder (after tuning the settings with --tune)."""
+    from xmodal.estimator import CrossModalEstimator
     from xmodal.evaluate import metrics_for
 
-    ds = _read_data(args.data, args)
-    est = _estimator_from_args(args, ds.task)
+    cfg = _settings(args)
+    tune_kwargs = _tune_kwargs(args) if args.tune else None
+    ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
+    cfg = cfg.replace(task=ds.task)
+    est = CrossModalEstimator(**cfg.to_dict())
     strategy = est.resolve_strategy()  # a conflict with --align/--mode stops here, before anything is written
+    shown = cfg.strategy if cfg.strategy == "auto" else strategy.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{strategy.name}-{stamp}"
+    run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{shown}-{stamp}"
     if (run / "checkpoints").exists() and not args.resume:
         raise XmodalError(
             f"run folder {run} already holds a run; pass --resume to continue it, or choose another --out"
         )
     run.mkdir(parents=True, exist_ok=True)
     print(ds.summary())
-    print(f"strategy: {strategy.name} (align={strategy.align}, mode={strategy.mode}, "
-          f"embedder init={strategy.embedder_init})")
+    X_train, y_train = ds.fit_inputs(ds.X_train), _named_labels(ds, ds.y_train)
+    if tune_kwargs is not None:
+        from xmodal.tuning import tune
+
+        res = tune(X_train, y_train, cfg, out=run / "tune", progress=not args.quiet, **tune_kwargs)
+        _print_tuning(res)
+        cfg = res.best_config
+        est = CrossModalEstimator(**cfg.to_dict())
+    if cfg.strategy == "auto":
+        print(f"strategy: auto (chooses among {', '.join(cfg.candidates)} on {cfg.validation:g} of the training data)")
+    else:
+        print(f"strategy: {strategy.name} (align={strategy.align}, mode={strategy.mode}, "
+              f"embedder init={strategy.embedder_init})")
+    cfg.save(run / "run_config.yaml", header=f"the settings of this run (xmodal fit {args.data} --config THIS)")
     # what runs, resolved: the strategy's name, aligner, mode and embedder init
-    config = {"data": args.data, "dataset": ds.name, "task": ds.task, **est.get_params(), **strategy.to_dict()}
-    config["strategy"] = config.pop("name")
-    (run / "config.json").write_text(json.dumps(config, indent=1))
-    est.fit(ds.fit_inputs(ds.X_train), _named_labels(ds, ds.y_train), checkpoint_dir=run / "checkpoints")
+    config = {"data": args.data, "dataset": ds.name, **est.get_params(), **strategy.to_dict()}
+    config["strategy"] = config.pop("name") if cfg.strategy != "auto" else "auto"
+    (run / "config.json").write_text(json.dumps(config, indent=1, default=list))
+    est.fit(X_train, y_train, checkpoint_dir=run / "checkpoints")
     est.save(run / "model")
     if "encoding" in ds.meta:  # a CSV: predict/evaluate re-encode new tables with the training columns
         (run / "model" / TABLE_ENCODING).write_text(json.dumps(ds.meta["encoding"], indent=1))
@@ -257,9 +251,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if history and "distance" in history[0]:
         from xmodal.align.distance import save_curve
 
-        save_curve(history, str(run / "align_curve.png"), title=f"{ds.name}: stage 2 ({strategy.align})")
+        save_curve(history, str(run / "align_curve.png"), title=f"{ds.name}: stage 2 ({est.report_.strategy['align']})")
     metrics: dict[str, Any] = {"strategy": est.report_.strategy, "seconds": est.report_.seconds,
-                               "train_samples": len(ds.X_train)}
+                               "train_samples": len(ds.X_train), "settings": est.report_.settings,
+                               "validation": est.report_.validation}
     if "final_distance" in est.report_.align:
         metrics["align"] = {k: est.report_.align[k] for k in ("objective", "proxy", "initial_distance",
                                                               "final_distance", "stopped_early")}
@@ -276,6 +271,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def _print_metrics(metrics: dict, run: Path) -> None:
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in metrics["seconds"].items())
     print(f"stage times: {secs}")
+    val = metrics.get("validation") or {}
+    if val.get("score") is not None:
+        scores = val.get("strategy_scores", {})
+        chosen = f" (strategy {metrics['strategy']['name']} chosen from {scores})" if len(scores) > 1 else ""
+        print(f"validation {val['metric']}: {val['score']:.4f} on {val['rows']} held-out training rows{chosen}")
     for k, v in metrics.get("test", {}).items():
         print(f"test {k}: {v:.4f}")
     print(f"run folder: {run}  (model in {run / 'model'})")
@@ -349,10 +349,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from xmodal.estimator import load
 
     est = load(args.model, device=args.device)
-    args.task = est.task_
-    args.spatial_dims = est.spatial_dims
     args.encoding = _table_encoding(args.model)
-    ds = _read_data(args.data, args)
+    ds = _read_data(args.data, args, est.task_, est.spatial_dims)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
     if getattr(est, "classes_", None) is not None and est.classes_.dtype.kind in "US":
         y = _named_labels(ds, y)  # a model fitted on class names is scored on names
@@ -448,8 +446,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<strategy>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _add_csv_args(p)
-    _add_training_args(p)
+    _add_settings(p)
+    _add_tune_args(p, in_fit=True)
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("tune", help="tune the settings on DATA's training split (ASHA, Optuna), resumable",
+                       description="Search the run settings with ASHA on a validation split of DATA's training "
+                       "data (never its test split). Writes OUT/trials.csv, OUT/trials.md, OUT/history.png, "
+                       "OUT/importance.png, OUT/tune.json and OUT/best_config.yaml (use it with `xmodal fit "
+                       "--config`). The study lives in OUT/study.journal: rerun the same command to continue "
+                       "it, or give --storage postgresql://… --study NAME to several workers to share one study.")
+    p.add_argument("data", help=_DATA_HELP)
+    p.add_argument("--out", help="tuning folder (default: runs/tune-<dataset>)")
+    _add_csv_args(p)
+    _add_settings(p)
+    _add_tune_args(p, in_fit=False)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("compare", help="run transfer strategies side by side (mean ± std over seeds)",
                        description="Fit every strategy with every seed on DATA with the same settings; write "
@@ -463,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="skip the source-knowledge probe")
     p.add_argument("--probe-size", type=int, default=500, help="proxy samples of the probe (default 500)")
     _add_csv_args(p)
-    _add_training_args(p, per_run=False)
+    _add_settings(p, per_run=False)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bench", help="run the benchmark suite (tasks × methods × seeds), resumable",
@@ -471,8 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "write OUT/RESULTS.md, OUT/results.csv and OUT/performance_profile.png. Finished cells "
                        "(OUT/cells) are skipped when rerun with the same settings.")
     p.add_argument("--tasks", default=None, help="comma-separated suite tasks (default: all; see --list)")
-    p.add_argument("--methods", default="orca,mona,finetune,scratch,peer",
-                   help="comma-separated strategies and/or 'peer' (default: orca,mona,finetune,scratch,peer)")
+    p.add_argument("--methods", default="auto,mona,scratch,peer",
+                   help="comma-separated strategies, 'peer', 'auto' (orca and finetune, the one with the better "
+                   "validation score kept per seed), 'tuned:<strategy>' and 'tuned:auto' (settings tuned per task "
+                   "and seed first; see --tune-budget) (default: auto,mona,scratch,peer)")
+    p.add_argument("--tune-budget", default="10m", help="tuning budget per (task, seed) of tuned: methods "
+                   "(default: 10m)")
     p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--quick", action="store_true", help="the quick subset: fewer tasks, orca/finetune/peer, 1 seed")
     p.add_argument("--body", default="minilm-l6", help="body of every xmodal strategy (default: minilm-l6)")

@@ -28,6 +28,7 @@ DEMO_SETTINGS: dict[str, Any] = {
     "batch_size": 8,
     "lr": 1e-4,
     "seed": 0,
+    "validation": 0,  # the demo compares fixed strategies on the test split: nothing to choose, no held-out rows
 }
 
 

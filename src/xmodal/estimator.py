@@ -7,8 +7,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,21 +20,26 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file
+from sklearn.base import BaseEstimator
 
 from xmodal.align import AlignConfig
+from xmodal.config import PARAMS, RunConfig, default_of
+from xmodal.data.split import validation_split
 from xmodal.data.tasks import get_task_kind, infer_task_kind
 from xmodal.data.validation import check_same_layout, check_X, check_Xy
+from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
+from xmodal.evaluate.metrics import Metric, get_metric
 from xmodal.model.assembly import CrossModalModel, ModelSpec, assemble
 from xmodal.model.bodies import FAMILIES, BodySource, body_from_config, build_body, resolve_body
 from xmodal.model.embedder_init import init_projection_from_body
-from xmodal.strategies import DEFAULT_MODE, Strategy, resolve_strategy
+from xmodal.strategies import AUTO, DEFAULT_MODE, Strategy, get_strategy, resolve_strategy
 from xmodal.train.checkpoint import atomic_save_tensors
 from xmodal.train.config import TrainConfig
 from xmodal.train.loop import predict_raw, resolve_device, train_loop
 
-__all__ = ["CrossModalEstimator", "load", "encode_class_labels"]
+__all__ = ["CrossModalEstimator", "FitReport", "load", "encode_class_labels", "NotLearnedWarning"]
 
 _FORMAT_VERSION = 1
 
@@ -42,18 +51,52 @@ class FitReport:
     ``strategy`` holds the resolved ``name``, ``align``, ``mode`` and ``embedder_init`` and, for
     ``embedder_init="body"``, ``init``: the report of
     :func:`~xmodal.model.embedder_init.init_projection_from_body` (method, source kernel shape, …).
+    ``align`` and ``finetune`` describe the run that made the final model. ``settings`` holds the
+    automatic settings as resolved for the data (:mod:`xmodal.defaults`); ``validation`` the
+    validation protocol's outcome (metric, score, held-out rows, each candidate's score under
+    ``strategy="auto"``); ``runs`` one line per training run (validation runs, then the refit).
     """
 
     strategy: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     align: dict[str, Any] = field(default_factory=dict)
     finetune: list[dict] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    runs: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "seconds": self.seconds, "align": self.align, "finetune": self.finetune}
+        return {"strategy": self.strategy, "seconds": self.seconds, "align": self.align, "finetune": self.finetune,
+                "settings": self.settings, "validation": self.validation, "runs": self.runs}
 
 
-class CrossModalEstimator:
+@dataclass(eq=False)
+class _Run:
+    """One training run of ``fit``: the model, its stage reports and, with validation rows, its score."""
+
+    label: str
+    strategy: Strategy
+    model: CrossModalModel | None
+    align: dict[str, Any]
+    finetune: list[dict]
+    seconds: dict[str, float]
+    n_train: int
+    n_val: int = 0
+    score: float | None = None
+    init: dict[str, Any] | None = None
+    baseline: float | None = None
+
+
+def _signature() -> inspect.Signature:
+    """``__init__``'s signature: ``self`` and every :class:`~xmodal.config.RunConfig` setting, keyword-only."""
+    hints = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default_of(n), annotation=hints[n])
+               for n in PARAMS]
+    return inspect.Signature(params)
+
+
+class CrossModalEstimator(BaseEstimator):
     """Adapt a pretrained body to a task in another modality (ORCA's align-then-refine workflow).
 
     Inputs ``X``: ``(N, F)`` tabular rows, ``(N, C, L)`` series, ``(N, C, H, W)`` images or
@@ -61,158 +104,122 @@ class CrossModalEstimator:
     Targets ``y`` per task: ``(N,)`` class indices, ``(N, K)`` 0/1 labels, ``(N,)``/``(N, K)`` real
     values, or dense ``(N, *S)`` / ``(N, K, *S)`` at the input's spatial shape ``S``.
 
-    Args:
-        task: ``"auto"`` (inferred from ``y``), ``"classification"``, ``"multilabel"``,
-            ``"regression"``, ``"dense-classification"`` or ``"dense-regression"``.
-        body: a named body (``xmodal bodies`` lists them), a local model folder or a hub id.
-        strategy: a transfer strategy of the papers by name (``"finetune"``, ``"finetune++"``,
-            ``"frozen"``, ``"fpt"``, ``"scratch"``, ``"warmup"``, ``"orca"``, ``"orca-mmd"``,
-            ``"orca-euclidean"``, ``"orca-transrate"``, ``"mona"``; see :mod:`xmodal.strategies`). It
-            sets the embedder's initialisation, ``align`` and ``mode``; leave those two at their
-            defaults (or equal to the strategy's), else ``fit`` raises :class:`XmodalError`. ``None``:
-            ``align`` and ``mode`` as given, with a randomly initialised embedder.
-        align: stage-2 aligner (``"none"``, ``"warmup"``, ``"otdd"``, …; see :data:`xmodal.align.ALIGNERS`).
-            ``None`` (default): ``"otdd"`` — ORCA's align-then-refine, which beat plain fine-tuning on
-            most built-in tasks — or ``"none"`` with ``mode="scratch"``. ``align="none"`` (or
-            ``strategy="finetune"``) skips stage 2.
-        mode: stage-3 mode: ``"full"``, ``"fpt"``, ``"frozen"`` or ``"scratch"``.
-        max_tokens: token budget of the embedder (default: the body's maximum positions); fewer
-            tokens run faster at coarser patches.
-        spatial_dims: number of spatial axes when ``X`` has no channel axis.
-        epochs, batch_size, lr, weight_decay, optimizer, warmup_ratio, accumulate,
-        clip_grad_norm, seed, device, precision: stage-3 settings (:class:`xmodal.train.TrainConfig`).
-        align_epochs, align_lr: stage-2 epochs and learning rate (``None``: the strategy's default —
-            warm-up 5 epochs at 1e-3, distance objectives 60 epochs at 1e-3).
-        proxy: source proxy for distance objectives (default: the body's own, ``wnut16``/``mnist``).
-        source_size: proxy samples embedded once and cached (default 5000, as in ORCA).
-        align_steps: optimiser steps per stage-2 epoch for distance objectives.
-        align_options: extra objective options, e.g. ``{"inner": "gaussian"}`` for OTDD.
-        align_curve_per_class: the per-epoch stage-2 distance (curve, early stop) is taken on a fixed
-            subset with at most this many target samples per class (default 100; ``None``: all).
-        verbose: progress bars.
+    The parameters are the settings of :class:`xmodal.config.RunConfig` (its docstring describes
+    each), all keyword-only, with scikit-learn's conventions: ``get_params``/``set_params``/``clone``
+    work, and what ``fit`` learns ends in ``_``.
+
+    The validation protocol: with ``validation=0.2`` (default) a stratified fifth of the training
+    data is held out, the run is scored on it (``validation_score_``), and with ``refit=True`` the
+    final model is fitted again on all the training data with the same settings. ``strategy="auto"``
+    fits each of ``candidates`` on the same split and keeps the one with the better validation
+    score. The test split is never used to choose.
 
     After ``fit`` (or :func:`load`), ``strategy_`` names the strategy that ran (``"custom"`` for an
-    ``(align, mode)`` pair no registered strategy uses) and ``report_.strategy`` details it.
+    ``(align, mode)`` pair no registered strategy uses) and ``report_.strategy`` details it;
+    ``settings_`` is the run's :class:`~xmodal.config.RunConfig` with every automatic setting resolved.
     """
 
-    def __init__(
-        self,
-        task: str = "auto",
-        body: str = "minilm-l6",
-        strategy: str | None = None,
-        align: str | None = None,
-        mode: str = DEFAULT_MODE,
-        max_tokens: int | None = None,
-        spatial_dims: int | None = None,
-        epochs: int = 20,
-        batch_size: int = 16,
-        lr: float = 1e-4,
-        weight_decay: float = 0.0,
-        optimizer: str = "adamw",
-        warmup_ratio: float = 0.1,
-        accumulate: int = 1,
-        clip_grad_norm: float = 1.0,
-        align_epochs: int | None = None,
-        align_lr: float | None = None,
-        proxy: str | None = None,
-        source_size: int = 5000,
-        align_steps: int = 4,
-        align_options: dict | None = None,
-        align_curve_per_class: int | None = 100,
-        seed: int = 0,
-        device: str = "auto",
-        precision: str = "auto",
-        verbose: bool = True,
-    ) -> None:
-        self.task = task
-        self.body = body
-        self.strategy = strategy
-        self.align = align
-        self.mode = mode
-        self.max_tokens = max_tokens
-        self.spatial_dims = spatial_dims
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.warmup_ratio = warmup_ratio
-        self.accumulate = accumulate
-        self.clip_grad_norm = clip_grad_norm
-        self.align_epochs = align_epochs
-        self.align_lr = align_lr
-        self.proxy = proxy
-        self.source_size = source_size
-        self.align_steps = align_steps
-        self.align_options = align_options
-        self.align_curve_per_class = align_curve_per_class
-        self.seed = seed
-        self.device = device
-        self.precision = precision
-        self.verbose = verbose
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise XmodalError(f"unknown parameter(s) {unknown}; known: {list(PARAMS)}")
+        for name in PARAMS:
+            setattr(self, name, params[name] if name in params else default_of(name))
+
+    __init__.__signature__ = _signature()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ configuration
-    _PARAMS = (
-        "task", "body", "strategy", "align", "mode", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr",
-        "weight_decay", "optimizer", "warmup_ratio", "accumulate", "clip_grad_norm", "align_epochs",
-        "align_lr", "proxy", "source_size", "align_steps", "align_options", "align_curve_per_class", "seed",
-        "device", "precision", "verbose",
-    )
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._PARAMS}
+    _PARAMS = PARAMS
 
     def set_params(self, **params: Any) -> CrossModalEstimator:
-        """Change constructor arguments; unknown names raise :class:`XmodalError`."""
-        for k, v in params.items():
-            if k not in self._PARAMS:
-                raise XmodalError(f"unknown parameter {k!r}; known: {list(self._PARAMS)}")
-            setattr(self, k, v)
-        return self
+        """Change settings; unknown names raise :class:`XmodalError` (scikit-learn convention otherwise)."""
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise XmodalError(f"unknown parameter {unknown[0]!r}; known: {list(PARAMS)}")
+        return super().set_params(**params)
+
+    def config(self) -> RunConfig:
+        """The settings as a validated :class:`~xmodal.config.RunConfig` (raises :class:`XmodalError`)."""
+        return RunConfig.from_dict(self.get_params()).validate()
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        kind = {"classification": "classifier", "multilabel": "classifier", "regression": "regressor"}
+        tags.estimator_type = kind.get(self.task)
+        tags.non_deterministic = False
+        return tags
 
     def resolve_strategy(self) -> Strategy:
         """The :class:`~xmodal.strategies.Strategy` that ``fit`` runs for these ``strategy``/``align``/``mode``.
 
         With ``strategy=None`` it is the registered strategy matching ``(align, mode)`` (random
-        embedder init), or one named ``"custom"``.
+        embedder init), or one named ``"custom"``. With ``strategy="auto"`` it is the first of
+        ``candidates`` (which one runs is chosen at fit time).
 
         Raises:
             XmodalError: unknown strategy, ``align``/``mode`` contradicting it, or an aligner or mode
                 that is not registered.
         """
-        strategy = resolve_strategy(self.strategy, self.align, self.mode)
-        strategy.validate()
-        return strategy
+        return self._strategies(self.config())[0]
 
-    def _train_config(self) -> TrainConfig:
+    @staticmethod
+    def _strategies(cfg: RunConfig) -> list[Strategy]:
+        """The strategy to run, or the candidates of ``strategy="auto"``; each checked with its options."""
+        if cfg.strategy == AUTO:
+            if cfg.align is not None or cfg.mode != DEFAULT_MODE:
+                raise XmodalError("strategy='auto' chooses align and mode itself; leave align/mode unset")
+            if len(set(cfg.candidates)) != len(cfg.candidates):
+                raise XmodalError(f"candidates must not repeat, got {list(cfg.candidates)}")
+            chosen = [get_strategy(name) for name in cfg.candidates]
+        else:
+            chosen = [resolve_strategy(cfg.strategy, cfg.align, cfg.mode)]
+        for s in chosen:
+            aligner, _ = s.validate()
+            aligner.check_options(dict(cfg.align_options or {}))
+        return chosen
+
+    @staticmethod
+    def _train_config(s: RunConfig) -> TrainConfig:
         return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, accumulate=self.accumulate, lr=self.lr,
-            weight_decay=self.weight_decay, optimizer=self.optimizer, warmup_ratio=self.warmup_ratio,
-            clip_grad_norm=self.clip_grad_norm, seed=self.seed, device=self.device, precision=self.precision,
+            epochs=s.epochs, batch_size=s.batch_size, accumulate=s.accumulate, lr=s.lr,
+            weight_decay=s.weight_decay, optimizer=s.optimizer, warmup_ratio=s.warmup_ratio,
+            clip_grad_norm=s.clip_grad_norm, seed=s.seed, device=s.device, precision=s.precision,
         )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any, checkpoint_dir: str | Path | None = None) -> CrossModalEstimator:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        validation_data: tuple[Any, Any] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+    ) -> CrossModalEstimator:
         """Build the model (stage 1), align (stage 2) and fine-tune (stage 3) on ``(X, y)``.
 
-        Every input check happens before any weights are loaded. With ``checkpoint_dir`` the
-        aligned embedder and every fine-tuning epoch are saved there, and a rerun with the same
-        arguments resumes where the last one stopped (losing at most the current epoch).
+        Every input and setting is checked before any weights load.
+
+        Args:
+            X, y: training inputs and targets (see the class docstring for layouts).
+            validation_data: ``(X_val, y_val)`` to score the run on instead of holding out
+                ``validation`` of ``(X, y)``; the model is then trained on all of ``(X, y)`` once.
+            checkpoint_dir: the aligned embedder and every fine-tuning epoch are saved here (validation
+                runs in ``validation-<strategy>/`` below it), and a rerun with the same arguments resumes
+                where the last one stopped (losing at most the current epoch).
+            on_epoch: called with each fine-tuning epoch's record (``epoch``, ``loss``, ``lr``,
+                ``seconds``, ``val_<metric>`` on validation runs, ``run``: the run's label); it may raise
+                to stop the fit (a tuner pruning a trial does).
+
+        Raises:
+            XmodalError: bad data or settings, named with the fix.
         """
         t_start = time.perf_counter()
-        cfg = self._train_config()
-        align_cfg = AlignConfig(
-            epochs=self.align_epochs, lr=self.align_lr, batch_size=self.batch_size, steps_per_epoch=self.align_steps,
-            proxy=self.proxy, source_size=self.source_size, precision=self.precision,
-            options=dict(self.align_options or {}), curve_per_class=self.align_curve_per_class,
-        )
-        strategy = resolve_strategy(self.strategy, self.align, self.mode)
-        aligner, mode = strategy.validate()
-        aligner.check_options(align_cfg.options)
-        tabular = self.spatial_dims is None and np.ndim(X) == 2
-        y, classes = encode_class_labels(y, self.task)
-        Xc, yc, task, k = check_Xy(X, y, self.task if classes is None else "classification", self.spatial_dims)
+        cfg = self.config()
+        strategies = self._strategies(cfg)
+        tabular = cfg.spatial_dims is None and np.ndim(X) == 2
+        y, classes = encode_class_labels(y, cfg.task)
+        Xc, yc, task, k = check_Xy(X, y, cfg.task if classes is None else "classification", cfg.spatial_dims)
         kind = get_task_kind(task)
         if kind.probabilistic and kind.name != "multilabel":
             missing = sorted(set(range(k)) - set(np.unique(yc).tolist()))
@@ -222,92 +229,94 @@ class CrossModalEstimator:
                     f"have no sample (labels seen: {np.unique(yc).tolist()[:10]}…); re-encode them, e.g. "
                     "y = sklearn.preprocessing.LabelEncoder().fit_transform(y)"
                 )
-        if self.max_tokens is not None and int(self.max_tokens) < 1:
-            raise XmodalError(f"max_tokens must be ≥ 1, got {self.max_tokens}")
-        source = resolve_body(self.body)
-        align_cfg.body_key = body_fingerprint(source)
+        self.classes_ = classes if classes is not None else (np.arange(k) if task == "classification" else None)
+        val_rows: tuple[np.ndarray, np.ndarray] | None = None
+        explicit_val: tuple[np.ndarray, np.ndarray] | None = None
+        if validation_data is not None:
+            explicit_val = self._check_validation_data(validation_data, task, k, Xc.shape[1:], cfg.spatial_dims)
+        elif cfg.validation > 0:
+            val_rows = validation_split(yc, cfg.validation, cfg.seed, stratify=kind.name == "classification")
+        if len(strategies) > 1 and explicit_val is None and val_rows is None:
+            raise XmodalError("strategy='auto' chooses on validation data: set validation > 0 (e.g. 0.2) or pass "
+                              "validation_data=(X_val, y_val)")
+        source = resolve_body(cfg.body)
         if kind.dense and not FAMILIES[source.family].keeps_tokens:
             raise XmodalError(
                 f"body {source.name!r} ({source.family}) merges tokens, so it cannot make dense predictions; "
                 "use a language body (e.g. 'minilm-l6') or a ViT body for dense tasks"
             )
+        settings, auto = resolve_settings(cfg, len(Xc), tuple(Xc.shape[2:]))
         self.task_ = task
         self.n_outputs_ = k
         self.y_ndim_ = int(np.ndim(y))
-        self.classes_ = classes if classes is not None else (np.arange(k) if task == "classification" else None)
-        device = resolve_device(cfg.device)
-        report = FitReport(strategy=strategy.to_dict())
-        self.strategy_ = strategy.name
-
-        torch.manual_seed(self.seed)
-        body = build_body(source, pretrained=mode.pretrained_body)
-        model = assemble(
-            body, task, k, Xc.shape[1:], self.max_tokens,
-            feature_scaling="position" if tabular else "channel",
-        )
-        X_t = torch.from_numpy(Xc)
-        y_t = torch.from_numpy(yc)
-        if strategy.embedder_init == "body":  # after assembly, before stage 2
-            report.strategy["init"] = init_projection_from_body(model.embedder, body)
-        model.fit_scaling(X_t, y_t if kind.standardise_targets else None)
-        y_train = model.encode_targets(y_t) if kind.standardise_targets else y_t
-        self.model_ = model
+        self.n_features_in_ = int(np.prod(Xc.shape[1:]))
+        self.settings_ = settings
         self.body_source_ = source
+        report = FitReport(settings={"auto": auto, "resolved": settings.to_dict()})
         report.seconds["build"] = time.perf_counter() - t_start
+        ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        job = _Job(settings, source, task, k, tabular, ckpt, on_epoch)
+        metric = get_metric(kind.default_metric)
 
-        ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        stage3_ckpt = ckpt_dir / "finetune.ckpt.safetensors" if ckpt_dir else None
-        align_file = ckpt_dir / "aligned.safetensors" if ckpt_dir else None
-        if ckpt_dir:
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-
-        run_key = {k: v for k, v in self.get_params().items() if k not in ("verbose", "device")}
-        # the resolved strategy, so strategy="orca" and align="otdd" resume each other's runs
-        run_key.update(
-            strategy=strategy.name, align=strategy.align, mode=strategy.mode, embedder_init=strategy.embedder_init
-        )
-        run_key.update(spec=model.spec.to_dict(), n_train=int(Xc.shape[0]))
-        run_key = json.loads(json.dumps(run_key))  # tuples → lists, as stored
-        t0 = time.perf_counter()
-        saved_align = self._read_aligned(ckpt_dir, run_key) if ckpt_dir else None
-        if saved_align is not None:
-            report.align = saved_align
-            if not (stage3_ckpt is not None and stage3_ckpt.exists()):
-                model.load_state_dict(load_file(str(align_file)))
+        runs: list[_Run] = []
+        if explicit_val is not None:  # every run trains on all of (X, y) and is scored on the given set
+            for s in strategies:
+                runs.append(job.run(_final_label(s, len(strategies)), s, Xc, yc, *explicit_val))
+        elif val_rows is not None:
+            tr, va = val_rows
+            for s in strategies:
+                runs.append(job.run(f"validation-{s.name}", s, Xc[tr], yc[tr], Xc[va], yc[va]))
+        best = _pick(runs, metric.higher_is_better) if runs else None
+        if best is not None:
+            report.validation = {
+                "metric": metric.name, "score": best.score, "rows": best.n_val,
+                "source": "validation_data" if explicit_val is not None else f"{cfg.validation:g} of the training data",
+                "strategy_scores": {r.strategy.name: r.score for r in runs},
+            }
+        if best is not None and (explicit_val is not None or not cfg.refit):
+            final = best
         else:
-            report.align = aligner.run(model, X_t, y_train, align_cfg, device, self.seed, self.verbose)
-            if align_file is not None:
-                atomic_save_tensors(model.state_dict(), align_file)
-                (ckpt_dir / "aligned.json").write_text(json.dumps({"run_key": run_key, "report": report.align}))
-        report.seconds["align"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        params = mode.apply(model)
-        report.finetune = train_loop(
-            model, params, X_t, y_train, kind.loss, cfg, device,
-            desc=f"fine-tune ({mode.name})", checkpoint=stage3_ckpt, progress=self.verbose, run_key=run_key,
-        )
-        report.seconds["finetune"] = time.perf_counter() - t0
-        for p in model.parameters():
-            p.requires_grad_(True)
+            chosen = best.strategy if best is not None else strategies[0]
+            final = job.run("final", chosen, Xc, yc, None, None)
+        for r in runs:
+            if r is not final:
+                r.model = None  # only the final model is kept
+        every = [*runs, *([] if any(r is final for r in runs) else [final])]
+        report.runs = [{"label": r.label, "strategy": r.strategy.name, "train_rows": r.n_train, "val_rows": r.n_val,
+                        "score": r.score, "seconds": r.seconds} for r in every]
+        report.strategy = final.strategy.to_dict()
+        if final.init is not None:
+            report.strategy["init"] = final.init
+        if len(strategies) > 1:
+            report.strategy["chosen_from"] = [s.name for s in strategies]
+        report.align, report.finetune = final.align, final.finetune
+        report.seconds.update(align=final.seconds["align"], finetune=final.seconds["finetune"])
+        extra = [r for r in runs if r is not final]
+        if extra:
+            report.seconds["validation_runs"] = sum(r.seconds["align"] + r.seconds["finetune"] for r in extra)
+        self.model_ = final.model
+        self.strategy_ = final.strategy.name
+        self.validation_score_ = best.score if best is not None else None
+        self.strategy_scores_ = report.validation.get("strategy_scores", {}) if len(strategies) > 1 else {}
         self.report_ = report
+        if on_epoch is None and best is not None:
+            _warn_if_not_learned(self, best, metric)
         return self
 
-    @staticmethod
-    def _read_aligned(ckpt_dir: Path, run_key: dict) -> dict[str, Any] | None:
-        """The saved stage-2 report of this run, or ``None`` when stage 2 has not been saved yet."""
-        meta = ckpt_dir / "aligned.json"
-        if not (meta.exists() and (ckpt_dir / "aligned.safetensors").exists()):
-            return None
-        saved = json.loads(meta.read_text())
-        if saved.get("run_key") != run_key:
-            old = saved.get("run_key") or {}
-            diff = sorted(k for k in set(old) | set(run_key) if old.get(k) != run_key.get(k))
-            raise XmodalError(
-                f"checkpoint folder {ckpt_dir} holds a run with other settings (differs in {diff}); "
-                "resume with the same settings, or use another checkpoint folder"
-            )
-        return saved["report"]
+    def _check_validation_data(
+        self, data: tuple[Any, Any], task: str, k: int, sample_shape: tuple[int, ...], spatial_dims: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            X_val, y_val = data
+        except (TypeError, ValueError):
+            raise XmodalError("validation_data must be a pair (X_val, y_val)") from None
+        y_val = self._label_indices(y_val)
+        Xv, yv, _, _ = check_Xy(X_val, y_val, task, spatial_dims, min_classes=1)
+        check_same_layout(Xv, sample_shape)
+        kind = get_task_kind(task)
+        if kind.probabilistic and kind.name != "multilabel" and int(yv.max()) >= k:
+            raise XmodalError(f"y_val has label {int(yv.max())} but the training data have {k} classes")
+        return Xv, yv
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
@@ -425,6 +434,154 @@ class CrossModalEstimator:
         if hasattr(self, "report_") and self.report_.strategy:
             return {k: self.report_.strategy[k] for k in ("name", "align", "mode", "embedder_init")}
         return resolve_strategy(self.strategy, self.align, self.mode).to_dict()
+
+
+class NotLearnedWarning(UserWarning):
+    """The fitted model scores no better on its validation rows than always predicting one value."""
+
+
+@dataclass
+class _Job:
+    """What every training run of one ``fit`` shares: resolved settings, body, task and checkpoint folder."""
+
+    settings: RunConfig
+    source: BodySource
+    task: str
+    k: int
+    tabular: bool
+    ckpt: Path | None
+    on_epoch: Callable[[dict], None] | None
+
+    def run(
+        self, label: str, strategy: Strategy, X: np.ndarray, y: np.ndarray,
+        X_val: np.ndarray | None, y_val: np.ndarray | None,
+    ) -> _Run:
+        """Stage 1, 2 and 3 of ``strategy`` on ``(X, y)``, scored per epoch on ``(X_val, y_val)`` when given."""
+        s = self.settings
+        t0 = time.perf_counter()
+        aligner, mode = strategy.validate()
+        kind = get_task_kind(self.task)
+        torch.manual_seed(s.seed)
+        body = build_body(self.source, pretrained=mode.pretrained_body)
+        model = assemble(body, self.task, self.k, X.shape[1:], s.max_tokens,
+                         feature_scaling="position" if self.tabular else "channel")
+        X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+        init = init_projection_from_body(model.embedder, body) if strategy.embedder_init == "body" else None
+        model.fit_scaling(X_t, y_t if kind.standardise_targets else None)
+        y_train = model.encode_targets(y_t) if kind.standardise_targets else y_t
+        device = resolve_device(s.device)
+        seconds = {"build": time.perf_counter() - t0}
+
+        ckpt_dir = None if self.ckpt is None else (self.ckpt if label == "final" else self.ckpt / label)
+        stage3_ckpt = ckpt_dir / "finetune.ckpt.safetensors" if ckpt_dir else None
+        align_file = ckpt_dir / "aligned.safetensors" if ckpt_dir else None
+        if ckpt_dir:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+        run_key = s.run_key()
+        # the resolved strategy, so strategy="orca" and align="otdd" resume each other's runs
+        run_key.update(strategy=strategy.name, align=strategy.align, mode=strategy.mode,
+                       embedder_init=strategy.embedder_init, run=label)
+        run_key.update(spec=model.spec.to_dict(), n_train=int(X.shape[0]))
+        run_key = json.loads(json.dumps(run_key))  # tuples → lists, as stored
+
+        align_cfg = AlignConfig(
+            epochs=s.align_epochs, lr=s.align_lr, batch_size=s.batch_size, steps_per_epoch=s.align_steps,
+            proxy=s.proxy, source_size=s.source_size, precision=s.precision,
+            options=dict(s.align_options or {}), curve_per_class=s.align_curve_per_class,
+            body_key=body_fingerprint(self.source),
+        )
+        t0 = time.perf_counter()
+        saved_align = _read_aligned(ckpt_dir, run_key) if ckpt_dir else None
+        if saved_align is not None:
+            align_report = saved_align
+            if not (stage3_ckpt is not None and stage3_ckpt.exists()):
+                model.load_state_dict(load_file(str(align_file)))
+        else:
+            align_report = aligner.run(model, X_t, y_train, align_cfg, device, s.seed, s.verbose)
+            if align_file is not None:
+                atomic_save_tensors(model.state_dict(), align_file)
+                (ckpt_dir / "aligned.json").write_text(json.dumps({"run_key": run_key, "report": align_report}))
+        seconds["align"] = time.perf_counter() - t0
+
+        metric = kind.default_metric
+        validate = None
+        if X_val is not None:
+            Xv_t, yv_t = torch.from_numpy(X_val), torch.from_numpy(y_val)
+
+            def validate() -> dict[str, float]:
+                out = model.decode(predict_raw(model, Xv_t, 64, device, s.precision))
+                return evaluate_outputs(kind, out, yv_t, [metric])
+
+        callback = None
+        if self.on_epoch is not None:
+            user = self.on_epoch
+
+            def callback(record: dict) -> None:
+                user({**record, "run": label})
+
+        t0 = time.perf_counter()
+        params = mode.apply(model)
+        where = "" if label == "final" else f", {label}"
+        history = train_loop(
+            model, params, X_t, y_train, kind.loss, CrossModalEstimator._train_config(s), device,
+            desc=f"fine-tune ({mode.name}{where})", checkpoint=stage3_ckpt, progress=s.verbose, run_key=run_key,
+            validate=validate, on_epoch=callback,
+        )
+        seconds["finetune"] = time.perf_counter() - t0
+        for p in model.parameters():
+            p.requires_grad_(True)
+        score = None
+        if validate is not None:
+            last = history[-1] if history else {}
+            score = float(last[f"val_{metric}"]) if f"val_{metric}" in last else float(validate()[metric])
+        baseline = None
+        if X_val is not None and kind.name == "classification":  # always predicting the most frequent class
+            baseline = float((y_val == np.bincount(y.astype(np.int64)).argmax()).mean())
+        return _Run(label, strategy, model, align_report, history, seconds, int(X.shape[0]),
+                    0 if X_val is None else int(X_val.shape[0]), score, init, baseline)
+
+
+def _read_aligned(ckpt_dir: Path, run_key: dict) -> dict[str, Any] | None:
+    """The saved stage-2 report of this run, or ``None`` when stage 2 has not been saved yet."""
+    meta = ckpt_dir / "aligned.json"
+    if not (meta.exists() and (ckpt_dir / "aligned.safetensors").exists()):
+        return None
+    saved = json.loads(meta.read_text())
+    if saved.get("run_key") != run_key:
+        old = saved.get("run_key") or {}
+        diff = sorted(k for k in set(old) | set(run_key) if old.get(k) != run_key.get(k))
+        raise XmodalError(
+            f"checkpoint folder {ckpt_dir} holds a run with other settings (differs in {diff}); "
+            "resume with the same settings, or use another checkpoint folder"
+        )
+    return saved["report"]
+
+
+def _final_label(strategy: Strategy, n_candidates: int) -> str:
+    """With a given validation set the runs train on all the data: one is the final run, or one per candidate."""
+    return "final" if n_candidates == 1 else f"candidate-{strategy.name}"
+
+
+def _pick(runs: list[_Run], higher_is_better: bool) -> _Run:
+    """The run with the best validation score; ties go to the earlier candidate (the order given)."""
+    best = runs[0]
+    for r in runs[1:]:
+        if (r.score > best.score) if higher_is_better else (r.score < best.score):
+            best = r
+    return best
+
+
+def _warn_if_not_learned(est: CrossModalEstimator, run: _Run, metric: Metric) -> None:
+    """Warn when single-label classification ends no better than the majority class on its validation rows."""
+    if metric.name != "accuracy" or run.score is None or run.baseline is None:
+        return
+    majority = run.baseline
+    if run.score <= majority + 1e-9:
+        msg = (f"the model has not learned: validation accuracy {run.score:.3f} is no better than always predicting "
+               f"the most frequent class ({majority:.3f}). Try strategy='auto' (or 'finetune'), a smaller or "
+               "larger lr, more epochs, or tuning: `xmodal fit DATA --tune` / xmodal.tune(X, y)")
+        est.report_.validation["warning"] = msg
+        warnings.warn(msg, NotLearnedWarning, stacklevel=3)
 
 
 def encode_class_labels(y: Any, task: str = "auto") -> tuple[Any, np.ndarray | None]:

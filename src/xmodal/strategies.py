@@ -44,6 +44,7 @@ __all__ = [
     "default_align",
     "EMBEDDER_INITS",
     "CUSTOM",
+    "AUTO",
     "register_strategy",
     "get_strategy",
     "list_strategies",
@@ -62,6 +63,8 @@ DEFAULT_MODE = "full"
 EMBEDDER_INITS = ("random", "body")
 #: the name recorded for an (align, mode) pair that no registered strategy runs
 CUSTOM = "custom"
+#: ``strategy="auto"``: the estimator fits its candidates on the validation split and keeps the best
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ STRATEGIES: dict[str, Strategy] = {}
 
 def register_strategy(strategy: Strategy) -> Strategy:
     """Add ``strategy`` to :data:`STRATEGIES` (a name may be registered once)."""
-    if strategy.name in STRATEGIES or strategy.name == CUSTOM:
+    if strategy.name in STRATEGIES or strategy.name in (CUSTOM, AUTO):
         raise XmodalError(f"strategy name {strategy.name!r} is taken")
     STRATEGIES[strategy.name] = strategy
     return strategy

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from xmodal.config import default_of
 from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
 
@@ -28,7 +29,8 @@ class AlignConfig:
     Attributes:
         epochs: stage-2 epochs (warm-up: 5; distance objectives: 60, as in ORCA's appendix A.3.4).
         lr: learning rate of the embedder optimiser (warm-up: 1e-3; distance objectives: 1e-3).
-        batch_size: target samples per step (warm-up) or per class-wise subsample (distances).
+        batch_size: target samples per step (warm-up) or per class-wise subsample (distances); the
+            estimator passes the run's batch size.
         steps_per_epoch: optimiser steps per epoch for distance objectives (default 4: on GunPoint the
             OTDD fell 136 → 37.6 in 60 epochs with 4 steps vs 136 → 93.5 with the reference's 1, and test
             accuracy rose 0.647 → 0.800; `benchmarks/align_vs_none.py --align-steps 1|4`).
@@ -49,12 +51,12 @@ class AlignConfig:
     epochs: int | None = None
     lr: float | None = None
     batch_size: int = 16
-    steps_per_epoch: int = 4
+    steps_per_epoch: int = default_of("align_steps")
     proxy: str | None = None
-    source_size: int = 5000
+    source_size: int = default_of("source_size")
     patience: int = 10
-    curve_per_class: int | None = 100
-    precision: str = "auto"
+    curve_per_class: int | None = default_of("align_curve_per_class")
+    precision: str = default_of("precision")
     body_key: str = ""
     options: dict = field(default_factory=dict)
 

@@ -25,17 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from xmodal.config import SHARED
 from xmodal.data.dataset import Dataset
 from xmodal.errors import XmodalError
 
 __all__ = ["CompareResult", "compare", "summarize", "to_markdown", "write_csv"]
 
-#: estimator settings a comparison may set for all strategies alike (strategy and seed vary per cell)
-SHARED_PARAMS = (
-    "task", "body", "max_tokens", "spatial_dims", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
-    "warmup_ratio", "accumulate", "clip_grad_norm", "align_epochs", "align_lr", "proxy", "source_size",
-    "align_steps", "align_options", "align_curve_per_class", "device", "precision",
-)
+#: estimator settings a comparison may set for all strategies alike (strategy and seed vary per cell):
+#: every :class:`~xmodal.config.RunConfig` setting but :data:`~xmodal.config.PER_CELL` ones
+SHARED_PARAMS = SHARED
 
 
 @dataclass
@@ -157,6 +155,7 @@ def compare(
             value = est.score(X_test, data.y_test)
             row: dict[str, Any] = {
                 "strategy": name, "seed": seed, "metric": metric, "value": float(value),
+                "validation": est.validation_score_,
                 "align_s": float(est.report_.seconds.get("align", 0.0)),
                 "finetune_s": float(est.report_.seconds.get("finetune", 0.0)),
                 "final_otdd": _final_otdd(est, X_train, data.y_train, Xs, ys, k_s),
@@ -195,7 +194,7 @@ def summarize(rows: list[dict[str, Any]], order: list[str] | None = None) -> lis
         if not cells:
             continue
         s: dict[str, Any] = {"strategy": name, "seeds": len(cells), "metric": cells[0]["metric"]}
-        for col in ("value", "align_s", "finetune_s", "final_otdd", "probe"):
+        for col in ("value", "validation", "align_s", "finetune_s", "final_otdd", "probe"):
             vals = [float(c[col]) for c in cells if c.get(col) is not None]
             if vals:
                 s[col], s[col + "_std"] = _mean_std(vals)
@@ -218,8 +217,10 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
     means = [s["value"] for s in result.summary]
     best = (max(means) if higher else min(means)) if means else None
     has_probe = any("probe" in s for s in result.summary)
-    head = f"| strategy | {result.metric} (mean ± std) | stage 2 s | stage 3 s | final OTDD |"
-    sep = "|---|---|---|---|---|"
+    has_val = any("validation" in s for s in result.summary)
+    head = f"| strategy | test {result.metric} (mean ± std) |{' validation |' if has_val else ''} stage 2 s | " \
+           "stage 3 s | final OTDD |"
+    sep = "|---|---|" + ("---|" if has_val else "") + "---|---|---|"
     if has_probe:
         head += " source probe |"
         sep += "---|"
@@ -229,7 +230,8 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
         val = _pm(s, "value", ".4f", ".4f")
         if best is not None and s["value"] == best:
             val = f"**{val}**"
-        line = (f"| {s['strategy']} | {val} | {s['align_s']:.1f} | {s['finetune_s']:.1f} | "
+        shown_val = (f" {_pm(s, 'validation', '.4f', '.4f') if 'validation' in s else '–'} |") if has_val else ""
+        line = (f"| {s['strategy']} | {val} |{shown_val} {s['align_s']:.1f} | {s['finetune_s']:.1f} | "
                 f"{_pm(s, 'final_otdd', '.4g', '.2g')} |")
         if has_probe:
             line += f" {_pm(s, 'probe', '.3f', '.3f')} |" if "probe" in s else " – |"
@@ -245,7 +247,8 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
     """One line per (strategy, seed) cell."""
-    cols = ["strategy", "seed", "metric", "value", "align_s", "finetune_s", "final_otdd", "probe", "total_s"]
+    cols = ["strategy", "seed", "metric", "value", "validation", "align_s", "finetune_s", "final_otdd", "probe",
+            "total_s"]
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from xmodal.config import default_of
 from xmodal.errors import XmodalError
 
 __all__ = ["TrainConfig"]
@@ -11,7 +12,8 @@ __all__ = ["TrainConfig"]
 
 @dataclass
 class TrainConfig:
-    """Stage-3 settings (defaults suit small data on a CPU; ORCA's appendix A.3 uses 60 epochs).
+    """Stage-3 settings, resolved (:class:`xmodal.config.RunConfig` owns the defaults; ``epochs``,
+    ``batch_size`` and ``lr`` have none here because a run derives them from its data when automatic).
 
     Attributes:
         epochs: passes over the training set.
@@ -28,17 +30,17 @@ class TrainConfig:
         eval_batch_size: samples per forward pass at prediction time.
     """
 
-    epochs: int = 20
-    batch_size: int = 16
-    accumulate: int = 1
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    optimizer: str = "adamw"
-    warmup_ratio: float = 0.1
-    clip_grad_norm: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
+    epochs: int
+    batch_size: int
+    lr: float
+    accumulate: int = default_of("accumulate")
+    weight_decay: float = default_of("weight_decay")
+    optimizer: str = default_of("optimizer")
+    warmup_ratio: float = default_of("warmup_ratio")
+    clip_grad_norm: float = default_of("clip_grad_norm")
+    seed: int = default_of("seed")
+    device: str = default_of("device")
+    precision: str = default_of("precision")
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:

@@ -54,6 +54,7 @@ def train_loop(
     on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
     run_key: dict | None = None,
+    validate: Callable[[], dict[str, float]] | None = None,
 ) -> list[dict]:
     """Minimise ``loss_fn(model_output_fn(x), y)`` over ``params`` for ``cfg.epochs`` epochs.
 
@@ -64,9 +65,12 @@ def train_loop(
         y: training targets ``(N, …)`` in training units.
         loss_fn: ``(outputs, targets) → scalar``.
         checkpoint: file to save after every epoch and resume from when it exists.
-        on_epoch: called with each epoch's record ``{epoch, loss, lr, seconds}``.
+        on_epoch: called with each epoch's record ``{epoch, loss, lr, seconds}`` (and the validation
+            metrics); it may raise to stop training (e.g. a tuner pruning the trial).
         run_key: JSON-serialisable settings stored with the checkpoint; resuming from a checkpoint
             whose key differs raises :class:`XmodalError` instead of silently mixing two runs.
+        validate: called after every epoch; its ``{metric: value}`` enter the record as
+            ``val_<metric>``. It must leave the weights and the random streams untouched.
 
     Returns:
         One record per epoch run in this call (resumed epochs are not repeated).
@@ -117,6 +121,8 @@ def train_loop(
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - t0,
         }
+        if validate is not None:
+            record.update({f"val_{k}": float(v) for k, v in validate().items()})
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}")
         if on_epoch is not None:

@@ -1,0 +1,183 @@
+"""The run configuration as the one source of the settings, the validation protocol, strategy="auto",
+and scikit-learn's conventions (clone, cross_val_score) on the estimator."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+import xmodal.estimator as est_mod
+from xmodal import CrossModalEstimator, XmodalError
+from xmodal.cli import build_parser, main
+from xmodal.config import PARAMS, SHARED, RunConfig, add_cli_options, config_from_cli
+from xmodal.data.split import validation_split
+from xmodal.experiments.compare import SHARED_PARAMS
+
+TINY = dict(body="vit-tiny-random", max_tokens=8, batch_size=8, device="cpu", verbose=False)
+
+
+def sign_of_mean(n=48, length=16, seed=0):
+    rng = np.random.default_rng(seed)
+    shift = rng.uniform(0.3, 1.0, n) * rng.choice([-1.0, 1.0], n)
+    X = (rng.normal(size=(n, 1, length)) + shift[:, None, None]).astype(np.float32)
+    return X, (X.mean(axis=(1, 2)) > 0).astype(np.int64)
+
+
+# ------------------------------------------------------------------ one definition
+
+
+def test_estimator_parameters_cli_options_and_shared_settings_derive_from_run_config():
+    names = [f.name for f in dataclasses.fields(RunConfig)]
+    assert list(PARAMS) == names
+    sig = inspect.signature(CrossModalEstimator.__init__)
+    params = [p for p in sig.parameters.values() if p.name != "self"]
+    assert [p.name for p in params] == names and all(p.kind is p.KEYWORD_ONLY for p in params)
+    assert CrossModalEstimator().get_params() == {n: getattr(RunConfig(), n) for n in names}
+    parser = argparse.ArgumentParser()
+    add_cli_options(parser)
+    dests = {a.dest for a in parser._actions}
+    assert set(names) - {"verbose"} <= dests
+    assert SHARED_PARAMS == SHARED and not {"strategy", "seed", "align", "mode"} & set(SHARED)
+
+
+def test_run_config_round_trips_through_yaml_and_json(tmp_path):
+    cfg = RunConfig(lr=3e-4, epochs=7, candidates=("orca", "mona"), align_options={"inner": "exact"}, seed=5)
+    for name in ("run.yaml", "run.json"):
+        back = RunConfig.load(cfg.save(tmp_path / name))
+        assert back == cfg
+    (tmp_path / "partial.yaml").write_text("lr: 0.001\nepochs: 3\n")
+    assert RunConfig.load(tmp_path / "partial.yaml").changed() == {"lr": 0.001, "epochs": 3}
+    (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
+    with pytest.raises(XmodalError, match="unknown setting"):
+        RunConfig.load(tmp_path / "bad.yaml")
+    (tmp_path / "nan.json").write_text(json.dumps({"lr": float("nan")}))
+    with pytest.raises(XmodalError, match="lr must be finite"):
+        RunConfig.load(tmp_path / "nan.json")
+
+
+def test_command_line_overrides_the_config_file_which_overrides_the_defaults(tmp_path):
+    RunConfig(lr=1e-3, epochs=4, seed=2).save(tmp_path / "run.yaml")
+    args = build_parser().parse_args(["fit", "gunpoint", "--config", str(tmp_path / "run.yaml"), "--epochs", "9",
+                                      "--no-refit", "--max-tokens", "auto"])
+    cfg = config_from_cli(args)
+    assert (cfg.lr, cfg.epochs, cfg.seed, cfg.refit, cfg.max_tokens, cfg.body) == (1e-3, 9, 2, False, None, "minilm-l6")
+
+
+def test_unknown_parameters_are_refused():
+    with pytest.raises(XmodalError, match="unknown parameter"):
+        CrossModalEstimator(learning_rate=1e-3)
+    with pytest.raises(XmodalError, match="unknown parameter"):
+        CrossModalEstimator().set_params(learning_rate=1e-3)
+
+
+# ------------------------------------------------------------------ validation protocol
+
+
+def test_validation_split_is_seeded_stratified_and_disjoint():
+    y = np.array([0] * 30 + [1] * 10 + [2] * 2)
+    tr, va = validation_split(y, 0.2, seed=3)
+    assert set(tr).isdisjoint(va) and len(tr) + len(va) == len(y)
+    assert np.array_equal(np.sort(np.concatenate([tr, va])), np.arange(len(y)))
+    assert np.bincount(y[va], minlength=3)[:2].tolist() == [6, 2]
+    assert (np.bincount(y[tr], minlength=3) >= 1).all()
+    assert all(np.array_equal(a, b) for a, b in zip(validation_split(y, 0.2, seed=3), (tr, va), strict=True))
+    assert not np.array_equal(validation_split(y, 0.2, seed=4)[1], va)
+
+
+def test_the_validation_rows_never_include_a_test_row(tmp_path, monkeypatch, capsys):
+    X, y = sign_of_mean(n=40)
+    Xt, yt = sign_of_mean(n=20, seed=9)
+    Xt += 100.0  # test rows are recognisable
+    np.savez(tmp_path / "d.npz", X_train=X, y_train=y, X_test=Xt, y_test=(Xt.mean(axis=(1, 2)) > 100).astype(int))
+    seen = []
+    real = est_mod._Job.run
+
+    def spy(self, label, strategy, X_fit, y_fit, X_val, y_val):
+        seen.append((label, X_fit, X_val))
+        return real(self, label, strategy, X_fit, y_fit, X_val, y_val)
+
+    monkeypatch.setattr(est_mod._Job, "run", spy)
+    code = main(["--quiet", "fit", str(tmp_path / "d.npz"), "--body", "vit-tiny-random", "--epochs", "1",
+                 "--max-tokens", "8", "--device", "cpu", "--strategy", "finetune", "--out", str(tmp_path / "run")])
+    assert code == 0, capsys.readouterr().err
+    labels = [s[0] for s in seen]
+    assert labels == ["validation-finetune", "final"]
+    _, X_fit, X_val = seen[0]
+    assert len(X_val) == 8 and len(X_fit) == 32
+    assert X_val.max() < 50 and X_fit.max() < 50  # no test row
+    assert {tuple(r.ravel()) for r in X_val} <= {tuple(r.ravel()) for r in X}
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["validation"]["rows"] == 8 and 0 <= metrics["validation"]["score"] <= 1
+    assert "accuracy" in metrics["test"]
+
+
+def test_refit_and_explicit_validation_data():
+    X, y = sign_of_mean(n=40)
+    est = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, **TINY).fit(X, y)
+    assert [r["label"] for r in est.report_.runs] == ["validation-finetune", "final"]
+    assert est.report_.runs[1]["train_rows"] == 40 and est.validation_score_ is not None
+    kept = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, refit=False, **TINY).fit(X, y)
+    assert [r["label"] for r in kept.report_.runs] == ["validation-finetune"]
+    assert kept.validation_score_ == est.validation_score_  # the same run, not refit
+    Xv, yv = sign_of_mean(n=16, seed=5)
+    given = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, **TINY).fit(X, y, validation_data=(Xv, yv))
+    assert [r["label"] for r in given.report_.runs] == ["final"]
+    assert given.validation_score_ == pytest.approx(given.score(Xv, yv))
+
+
+# ------------------------------------------------------------------ strategy="auto"
+
+
+def test_auto_keeps_the_candidate_with_the_better_validation_score(monkeypatch):
+    """A constructed case: each candidate's validation score is set by the test; auto must refit the
+    better one on all the data, whichever order the candidates come in, and keep the first on a tie."""
+    X, y = sign_of_mean(n=40)
+    real = est_mod._Job.run
+    rigged = {}
+
+    def run(self, label, strategy, *args):
+        out = real(self, label, strategy, *args)
+        if label != "final":
+            out.score = rigged[strategy.name]
+        return out
+
+    monkeypatch.setattr(est_mod._Job, "run", run)
+    for scores, expected in [({"frozen": 0.9, "finetune": 0.6}, "frozen"),
+                             ({"frozen": 0.4, "finetune": 0.6}, "finetune"),
+                             ({"frozen": 0.6, "finetune": 0.6}, "frozen")]:
+        rigged.update(scores)
+        est = CrossModalEstimator(strategy="auto", candidates=("frozen", "finetune"), epochs=1, **TINY).fit(X, y)
+        assert est.strategy_ == expected and est.strategy_scores_ == scores
+        assert est.validation_score_ == scores[expected]
+        assert [r["label"] for r in est.report_.runs] == ["validation-frozen", "validation-finetune", "final"]
+        assert est.report_.runs[-1]["strategy"] == expected and est.report_.runs[-1]["train_rows"] == 40
+        assert est.report_.strategy["name"] == expected
+        assert est.report_.strategy["chosen_from"] == ["frozen", "finetune"]
+
+
+def test_auto_needs_validation_and_leaves_align_and_mode_to_the_candidates():
+    X, y = sign_of_mean(n=24)
+    with pytest.raises(XmodalError, match="validation"):
+        CrossModalEstimator(strategy="auto", validation=0, **TINY).fit(X, y)
+    with pytest.raises(XmodalError, match="leave align/mode unset"):
+        CrossModalEstimator(strategy="auto", align="otdd", **TINY).fit(X, y)
+
+
+# ------------------------------------------------------------------ scikit-learn conventions
+
+
+def test_clone_and_cross_val_score():
+    X, y = sign_of_mean(n=48)
+    est = CrossModalEstimator(task="classification", strategy="finetune", epochs=4, lr=3e-3, validation=0, **TINY)
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == est.get_params()
+    scores = cross_val_score(est, X, y, cv=2)
+    assert scores.shape == (2,) and (scores > 0.6).all()  # majority share is about 0.5
+    assert not hasattr(est, "model_")  # cross_val_score fits clones

@@ -1,0 +1,348 @@
+"""``xmodal.tune``: ASHA hyper-parameter search on the validation split, as ORCA tunes every task before stage 2.
+
+The loop, in one sitting:
+
+1. Check the data and the settings once (nothing loads before that), split off the validation rows
+   (:func:`xmodal.data.split.validation_split`, the same rows for every trial) and resolve the
+   automatic settings for the rows a trial trains on.
+2. Open or create the Optuna study (:mod:`xmodal.tuning.storage`: a journal file in ``out`` by
+   default, PostgreSQL for many machines). The worker that creates it first enqueues the point
+   nearest the automatic defaults, so tuning starts from the untuned score.
+3. Each trial samples settings from the :class:`~xmodal.tuning.space.SearchSpace`, fine-tunes with
+   ``tune_strategy`` (``finetune``: stage 3 only, the cheap proxy ORCA tunes with) on the training
+   rows, and reports the validation metric after every epoch. Epochs are ASHA's resource: Optuna's
+   :class:`~optuna.pruners.SuccessiveHalvingPruner` stops a trial that is not in the top
+   ``1/reduction_factor`` of the trials that reached the same rung.
+4. It stops at the time ``budget`` (a trial running at the deadline is stopped and marked pruned
+   with ``stopped = budget``) or when the study holds ``n_trials`` trials, then writes the report
+   (:mod:`xmodal.tuning.report`) and ``best_config.yaml``: the user's settings with the best trial's
+   values, in :class:`~xmodal.config.RunConfig`'s file format.
+
+``xmodal fit DATA --config best_config.yaml --strategy finetune --no-refit`` repeats the best trial
+exactly (same rows, same seed, so bit-for-bit on CPU); without those two options it fits the user's
+strategy on all the training data with the tuned settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmodal.config import RunConfig
+from xmodal.data.split import validation_split
+from xmodal.data.tasks import get_task_kind
+from xmodal.data.validation import check_Xy
+from xmodal.defaults import resolve_settings
+from xmodal.errors import XmodalError
+from xmodal.estimator import CrossModalEstimator, encode_class_labels
+from xmodal.evaluate.metrics import get_metric
+from xmodal.tuning.space import DEFAULT_SPACE, SearchSpace
+from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
+
+__all__ = ["tune", "TuneResult", "parse_duration", "PRUNERS"]
+
+
+def _asha(min_resource: int, max_resource: int, eta: int) -> Any:
+    import optuna
+
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=eta)
+
+
+def _hyperband(min_resource: int, max_resource: int, eta: int) -> Any:
+    import optuna
+
+    return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=max_resource, reduction_factor=eta)
+
+
+def _no_pruning(min_resource: int, max_resource: int, eta: int) -> Any:
+    import optuna
+
+    return optuna.pruners.NopPruner()
+
+
+#: pruner name → factory ``(min_resource, max_resource, reduction_factor)``; epochs are the resource
+PRUNERS: dict[str, Callable[[int, int, int], Any]] = {"asha": _asha, "hyperband": _hyperband, "none": _no_pruning}
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"300"`` (seconds) or a number of seconds → seconds; ``None`` → ``None``.
+
+    Raises:
+        XmodalError: not a positive duration.
+    """
+    if text is None:
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        s = str(text).strip().lower().replace(" ", "")
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", s)
+        if not s or parts is None:
+            raise XmodalError(f"budget {text!r} is not a duration; write e.g. 20m, 1h30m, 90s or 300 (seconds)")
+        h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
+        seconds = 3600 * h + 60 * m + sec
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise XmodalError(f"budget must be a positive duration, got {text!r}")
+    return seconds
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` found: the best settings, its validation score and the study's account.
+
+    Attributes:
+        best_config: the base settings with the best trial's values (what ``best_config.yaml`` holds).
+        best_value: the best trial's validation ``metric``.
+        metric: the validation metric's name; ``higher_is_better`` its direction.
+        counts: trials by state (``complete``, ``pruned``, ``failed``, ``running``) in the whole study.
+        seconds: wall time of this call.
+        pruning: ASHA's savings: ``spent_s`` (all trials' time), ``saved_s`` (the epochs the pruned
+            trials would still have run, at their own seconds per epoch) and ``saved_share``
+            ``= saved / (spent + saved)``.
+        files: written files by role (``best_config``, ``trials_csv``, ``trials_md``, ``history``,
+            ``importance``, ``summary``).
+        study: the Optuna study (e.g. ``study.trials_dataframe()``).
+    """
+
+    best_config: RunConfig
+    best_value: float
+    metric: str
+    higher_is_better: bool
+    counts: dict[str, int]
+    seconds: float
+    pruning: dict[str, float]
+    files: dict[str, str] = field(default_factory=dict)
+    study: Any = None
+
+
+def _data_fingerprint(X: np.ndarray, y: np.ndarray) -> str:
+    h = hashlib.sha1()
+    for a in (X, y):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def tune(
+    X: Any,
+    y: Any,
+    config: RunConfig | Mapping[str, Any] | None = None,
+    *,
+    space: SearchSpace | Mapping[str, Any] | None = None,
+    budget: str | float | None = "10m",
+    n_trials: int | None = None,
+    out: str | Path = "runs/tune",
+    storage: str | Path | None = None,
+    study_name: str | None = None,
+    tune_strategy: str = "finetune",
+    pruner: str = "asha",
+    reduction_factor: int = 3,
+    validation_data: tuple[Any, Any] | None = None,
+    progress: bool = True,
+) -> TuneResult:
+    """Tune the settings of a run on ``(X, y)``'s validation split with ASHA; write the report to ``out``.
+
+    Args:
+        X, y: training inputs and targets, in the layouts of :class:`~xmodal.CrossModalEstimator`.
+            The test split must not be passed: every choice here is made on validation rows.
+        config: the base settings (a :class:`~xmodal.config.RunConfig` or a mapping of settings);
+            the space's settings are overridden per trial, the rest (body, seed, ``validation`` …)
+            hold for every trial. ``validation`` must be > 0 unless ``validation_data`` is given.
+        space: the search space (default :data:`~xmodal.tuning.space.DEFAULT_SPACE`).
+        budget: stop after this wall time (``"20m"``, seconds, or ``None``); the trial running at the
+            deadline is stopped there.
+        n_trials: stop when the study holds this many trials (all workers together); ``None``: no limit.
+            At least one of ``budget`` and ``n_trials`` must be given.
+        out: folder of the report, the best configuration and (by default) the study's journal file.
+        storage: ``None`` (journal file ``out/study.journal``), a journal file path, or a database URL
+            (``postgresql://user@host/db``) that several workers share (see :mod:`xmodal.tuning.storage`).
+        study_name: the study's name in ``storage`` (default ``"xmodal"``); workers of one study use the same.
+        tune_strategy: the strategy a trial runs (default ``finetune``: stage 3 only).
+        pruner: ``asha`` (default), ``hyperband`` or ``none`` (:data:`PRUNERS`).
+        reduction_factor: ASHA's ``η``: the top ``1/η`` of the trials at a rung continue.
+        validation_data: ``(X_val, y_val)`` to score trials on instead of holding out ``validation``.
+        progress: show a progress bar (trials done / pruned / running, best so far).
+
+    Returns:
+        :class:`TuneResult`.
+
+    Raises:
+        XmodalError: bad data, settings, space or storage (before any trial runs); a study in
+            ``storage`` that was started on other data or settings; no trial that finished.
+    """
+    import optuna
+
+    # ---- 1. checks at the boundary, before any weights load
+    base = (config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))).validate()
+    space = space if isinstance(space, SearchSpace) else (DEFAULT_SPACE if space is None else SearchSpace(space))
+    seconds_budget = parse_duration(budget)
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+        raise XmodalError(f"n_trials must be a positive integer or None, got {n_trials!r}")
+    if seconds_budget is None and n_trials is None:
+        raise XmodalError("give a time budget (e.g. budget='20m') or a number of trials (n_trials=20), or both")
+    if pruner not in PRUNERS:
+        raise XmodalError(f"unknown pruner {pruner!r}; choose one of {sorted(PRUNERS)}")
+    if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int) or reduction_factor < 2:
+        raise XmodalError(f"reduction_factor must be an integer ≥ 2, got {reduction_factor!r}")
+    trial_base = base.replace(strategy=tune_strategy, align=None, mode="full", refit=False, verbose=False)
+    CrossModalEstimator._strategies(trial_base)  # unknown tune_strategy → XmodalError
+    if validation_data is None and base.validation <= 0:
+        raise XmodalError("tuning chooses on validation data: set validation > 0 (e.g. 0.2) or pass validation_data")
+    y_enc, classes = encode_class_labels(y, base.task)
+    Xc, yc, task, _ = check_Xy(X, y_enc, base.task if classes is None else "classification", base.spatial_dims)
+    kind = get_task_kind(task)
+    metric = get_metric(kind.default_metric)
+    if validation_data is None:
+        n_fit = len(validation_split(yc, base.validation, base.seed, stratify=kind.name == "classification")[0])
+    else:
+        n_fit = len(Xc)
+    auto, _ = resolve_settings(base, n_fit, tuple(Xc.shape[2:]))
+    max_epochs = max(1, int(math.ceil(auto.epochs * _max_scale(space, "epochs"))))
+    min_resource = max(1, max_epochs // reduction_factor**2)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store, where = open_storage(storage, out)
+
+    # ---- 2. the study: created here (and seeded with the defaults), or joined
+    name = study_name or "xmodal"
+    key = {"data": _data_fingerprint(Xc, yc), "base": trial_base.run_key(), "space": space.to_spec(),
+           "metric": metric.name, "tune_strategy": tune_strategy}
+    key = _jsonable(key)
+    direction = "maximize" if metric.higher_is_better else "minimize"
+    me = worker_id()
+    try:
+        study = optuna.create_study(storage=store, study_name=name, direction=direction)
+        created = True
+        for k, v in key.items():
+            study.set_user_attr(k, v)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=store)
+        created = False
+        saved = {k: study.user_attrs.get(k) for k in key}
+        if saved != key:
+            diff = sorted(k for k in key if saved.get(k) != key[k])
+            raise XmodalError(f"study {name!r} in {where} was started on other data or settings (differs in {diff}); "
+                              "use another --study name or --out folder") from None
+    seed = base.seed if created else (base.seed + zlib.crc32(me.encode())) % 2**32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate/constant_liar
+        study.sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    study.pruner = PRUNERS[pruner](min_resource, max_epochs, reduction_factor)
+    if created:
+        start = space.defaults(auto)
+        if start is not None:
+            study.enqueue_trial(start, user_attrs={"origin": "defaults"})
+
+    # ---- 3. the trials
+    t_start = time.monotonic()
+    deadline = None if seconds_budget is None else t_start + seconds_budget
+    val_key = f"val_{metric.name}"
+
+    def objective(trial: Any) -> float:
+        trial.set_user_attr("worker", me)
+        settings = space.sample(trial, auto)
+        cfg = trial_base.replace(**settings)
+        resolved, _ = resolve_settings(cfg, n_fit, tuple(Xc.shape[2:]))
+        trial.set_user_attr("settings", _jsonable(settings))
+        trial.set_user_attr("epochs_planned", int(resolved.epochs))
+        epoch_seconds: list[float] = []
+
+        def on_epoch(record: dict) -> None:
+            epoch_seconds.append(float(record["seconds"]))
+            trial.set_user_attr("epochs_run", int(record["epoch"]))
+            trial.set_user_attr("epoch_seconds", float(np.mean(epoch_seconds)))
+            value = float(record[val_key])
+            if not (math.isfinite(value) and math.isfinite(float(record["loss"]))):
+                raise XmodalError(f"training loss {record['loss']}, validation {metric.name} {value} at epoch "
+                                  f"{record['epoch']}: the run diverged")
+            trial.report(value, int(record["epoch"]))
+            if deadline is not None and time.monotonic() > deadline and record["epoch"] < resolved.epochs:
+                trial.set_user_attr("stopped", "budget")
+                raise optuna.TrialPruned("the time budget ran out")
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
+
+        est = CrossModalEstimator(**cfg.to_dict())
+        est.fit(Xc, yc, validation_data=validation_data, on_epoch=on_epoch)
+        return float(est.validation_score_)
+
+    bar = _Progress(study, n_trials, metric.name, progress)
+
+    def after_trial(study: Any, trial: Any) -> None:
+        fail_orphaned_trials(study)
+        bar.update()
+        if n_trials is not None and len(study.get_trials(deepcopy=False)) >= n_trials:
+            study.stop()
+
+    fail_orphaned_trials(study)
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if not (n_trials is not None and len(study.get_trials(deepcopy=False)) >= n_trials) and remaining != 0.0:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study.optimize(objective, timeout=remaining, callbacks=[after_trial], catch=(XmodalError,),
+                       gc_after_trial=True)
+    fail_orphaned_trials(study)
+    bar.close()
+
+    # ---- 4. the result and the report
+    from xmodal.tuning.report import count_states, pruning_savings, write_report
+
+    counts = count_states(study)
+    if counts["complete"] == 0:
+        raise XmodalError(f"no trial finished in {study_name or 'the study'} ({counts}); give a larger budget or "
+                          "more trials (the first trial runs the automatic defaults to the end)")
+    best = study.best_trial
+    best_config = base.replace(**best.user_attrs["settings"])
+    result = TuneResult(best_config=best_config, best_value=float(best.value), metric=metric.name,
+                        higher_is_better=metric.higher_is_better, counts=counts,
+                        seconds=time.monotonic() - t_start, pruning=pruning_savings(study), study=study)
+    result.files = write_report(result, out, tune_strategy=tune_strategy, storage=where, study_name=name,
+                                best_number=best.number)
+    return result
+
+
+def _max_scale(space: SearchSpace, name: str) -> float:
+    from xmodal.tuning.space import Scale
+
+    d = space.entries.get(name)
+    return max(d.factors) if isinstance(d, Scale) else 1.0
+
+
+def _jsonable(v: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(v))
+
+
+class _Progress:
+    """A tqdm bar over trials: done / pruned / failed / running (all workers) and the best value so far."""
+
+    def __init__(self, study: Any, total: int | None, metric: str, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.study, self.metric = study, metric
+        self.bar = tqdm(total=total, desc="tune", unit="trial", disable=not enabled, initial=0)
+        self.update(advance=False)
+
+    def update(self, advance: bool = True) -> None:
+        from xmodal.tuning.report import count_states
+
+        c = count_states(self.study)
+        if advance:
+            self.bar.update(1)
+        best = self.study.best_value if c["complete"] else float("nan")
+        self.bar.set_postfix(done=c["complete"], pruned=c["pruned"], failed=c["failed"], running=c["running"],
+                             best=f"{self.metric} {best:.4f}")
+
+    def close(self) -> None:
+        self.bar.close()

@@ -174,3 +174,30 @@ def test_two_workers_share_one_postgresql_study_and_a_killed_one_loses_only_its_
     summary = json.loads((tmp_path / "b" / "tune.json").read_text())
     best = RunConfig.load(tmp_path / "b" / "best_config.yaml")
     assert summary["best_value"] == study.best_value and best.lr == pytest.approx(study.best_params["lr"])
+
+
+def test_fit_tune_tunes_first_and_fits_with_the_best_configuration(tmp_path, data_npz, capsys):
+    data, space = data_npz
+    run = tmp_path / "run"
+    code = main(["--quiet", "fit", str(data), "--body", "vit-tiny-random", "--max-tokens", "8", "--epochs", "3",
+                 "--device", "cpu", "--strategy", "finetune", "--tune", "--space", str(space), "--trials", "3",
+                 "--budget", "none", "--out", str(run)])
+    assert code == 0, capsys.readouterr().err
+    best = RunConfig.load(run / "tune" / "best_config.yaml")
+    used = RunConfig.load(run / "run_config.yaml")
+    assert used == best and used.strategy == "finetune"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["validation"]["score"] is not None and "accuracy" in metrics["test"]
+
+
+def test_the_budget_stops_a_running_trial_and_a_study_without_a_finished_trial_is_an_error(tmp_path):
+    import optuna
+
+    X, y = sign_of_mean()
+    with pytest.raises(XmodalError, match="no trial finished"):
+        tune(X, y, {**TINY, "epochs": 400}, space=SPACE, budget=1, out=tmp_path, progress=False)
+    study = optuna.load_study(study_name="xmodal", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.journal"))))
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["stopped"] == "budget"
+    assert 1 <= trial.user_attrs["epochs_run"] < 400

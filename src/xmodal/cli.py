@@ -84,13 +84,15 @@ def _add_settings(p: argparse.ArgumentParser, per_run: bool = True) -> None:
 
 def _add_tune_args(p: argparse.ArgumentParser, in_fit: bool) -> None:
     """The options of the hyper-parameter search (``xmodal tune``, ``xmodal fit --tune``)."""
+    from xmodal.tuning import DEFAULT_BUDGET
+
     g = p.add_argument_group("tuning (ASHA on the validation split)")
     if in_fit:
         g.add_argument("--tune", action="store_true",
                        help="tune the settings first (RUN/tune/), then fit with the best configuration")
-    g.add_argument("--budget", default="10m",
+    g.add_argument("--budget", default=DEFAULT_BUDGET,
                    help="stop tuning after this wall time, e.g. 20m, 1h, 300 (seconds); 'none': trials only "
-                   "(default: 10m)")
+                   f"(default: {DEFAULT_BUDGET})")
     g.add_argument("--trials", type=int, default=None, help="stop when the study holds this many trials "
                    "(all workers together; default: no limit)")
     g.add_argument("--space", metavar="FILE", help="search space file (.yaml/.json; default: ORCA's space plus "
@@ -430,6 +432,7 @@ def _add_csv_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``xmodal`` argument parser."""
+    from xmodal.tuning import DEFAULT_BUDGET
     parser = argparse.ArgumentParser(
         prog="xmodal",
         description="Adapt pretrained transformers to tasks in other modalities (ORCA/MoNA align-then-refine).",
@@ -487,10 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated strategies, 'peer', 'auto' (orca and finetune, the one with the better "
                    "validation score kept per seed), 'tuned:<strategy>' and 'tuned:auto' (settings tuned per task "
                    "and seed first; see --tune-budget) (default: auto,mona,scratch,peer)")
-    p.add_argument("--tune-budget", default="10m", help="tuning budget per (task, seed) of tuned: methods "
-                   "(default: 10m)")
+    p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per (task, seed) of tuned: "
+                   f"methods (default: {DEFAULT_BUDGET})")
     p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
-    p.add_argument("--quick", action="store_true", help="the quick subset: fewer tasks, orca/finetune/peer, 1 seed")
+    p.add_argument("--quick", action="store_true", help="the quick subset: fewer tasks, auto (orca, finetune) and peer, 1 seed")
     p.add_argument("--body", default="minilm-l6", help="body of every xmodal strategy (default: minilm-l6)")
     p.add_argument("--out", default="bench", help="output folder (default: bench)")
     p.add_argument("--list", action="store_true", help="list the suite's tasks and exit")

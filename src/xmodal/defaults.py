@@ -12,10 +12,10 @@ gets a model in bounded CPU time:
   (``epochs × N``), which bounds the CPU time on large training sets.
 * ``lr``: :attr:`AutoRule.lr` (stage 3) — full fine-tuning of a pretrained body.
 
-The constants of :data:`RULE` were derived from tuning studies on the *development* half of the
-benchmark suite and judged on the other half only; ``benchmarks/derive_defaults.py`` prints the
-studies' best configurations and the rule they give, and ``results/DEFAULTS.md`` holds both halves'
-results.
+The constants of :data:`RULE` are checked against tuning studies on the *development* half of the
+benchmark suite (``python benchmarks/derive_defaults.py``: each study's best trials in the rule's
+units and the rule they give) and judged on the other half only (``python
+benchmarks/default_settings.py``); ``results/TUNING.md`` holds both halves' results and the split.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import torch
 
 from xmodal.errors import XmodalError
 from xmodal.experiments.suite import SuiteTask, get_task
+from xmodal.tuning.search import DEFAULT_BUDGET
 
 __all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "head_to_head",
            "DEFAULT_METHODS"]
@@ -57,7 +58,7 @@ class BenchResult:
     files: dict[str, str]
 
 
-def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_budget: str = "10m") -> str:
+def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_budget: str = DEFAULT_BUDGET) -> str:
     spec = {"task": task.name, "dataset": task.dataset_name, "settings": task.settings, "peer": task.peer,
             "method": method, "seed": seed, "body": body, "n_train": n_train}
     if task.peer_options and method == "peer":  # only when set, so that the other cells keep their keys
@@ -88,7 +89,7 @@ def _tuned_settings(task: SuiteTask, data: Any, seed: int, body: str, tune_dir: 
 
 
 def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tune_dir: Path | None = None,
-              tune_budget: str = "10m") -> dict[str, Any]:
+              tune_budget: str = DEFAULT_BUDGET) -> dict[str, Any]:
     from xmodal.data.tasks import get_task_kind
     from xmodal.estimator import CrossModalEstimator, NotLearnedWarning
     from xmodal.evaluate.metrics import get_metric
@@ -132,7 +133,7 @@ def run_bench(
     progress: bool = True,
     report_only: bool = False,
     jobs: int = 1,
-    tune_budget: str = "10m",
+    tune_budget: str = DEFAULT_BUDGET,
 ) -> BenchResult:
     """Run (or resume) the suite and write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png``.
 
@@ -237,7 +238,7 @@ def _dataset(name: str) -> Any:
 
 
 def _compute_cell(task: SuiteTask, method: str, seed: int, key: str, path: str, body: str,
-                  tune_dir: Path | None = None, tune_budget: str = "10m") -> dict[str, Any]:
+                  tune_dir: Path | None = None, tune_budget: str = DEFAULT_BUDGET) -> dict[str, Any]:
     """Run one cell and write it atomically to ``path`` (the unit of work of a sequential or parallel run)."""
     row = _run_cell(task, _dataset(task.dataset_name), method, seed, body, tune_dir, tune_budget)
     row["threads"] = torch.get_num_threads()

@@ -6,7 +6,7 @@
 * :mod:`xmodal.tuning.report` — trials table, plots, best configuration, pruning savings.
 """
 
-from xmodal.tuning.search import PRUNERS, TuneResult, parse_duration, tune
+from xmodal.tuning.search import DEFAULT_BUDGET, PRUNERS, TuneResult, parse_duration, tune
 from xmodal.tuning.space import DEFAULT_SPACE, SearchSpace
 
-__all__ = ["tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "PRUNERS", "parse_duration"]
+__all__ = ["DEFAULT_BUDGET", "tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "PRUNERS", "parse_duration"]

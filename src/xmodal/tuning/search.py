@@ -49,7 +49,11 @@ from xmodal.evaluate.metrics import get_metric
 from xmodal.tuning.space import DEFAULT_SPACE, SearchSpace
 from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
 
-__all__ = ["tune", "TuneResult", "parse_duration", "PRUNERS"]
+__all__ = ["tune", "TuneResult", "parse_duration", "PRUNERS", "DEFAULT_BUDGET"]
+
+#: the time budget of a study when none is given: about 10–30 trials on the suite's smaller tasks on a 2-core CPU
+#: (``python benchmarks/derive_defaults.py`` prints each study's trial counts and time)
+DEFAULT_BUDGET = "5m"
 
 
 def _asha(min_resource: int, max_resource: int, eta: int) -> Any:
@@ -140,7 +144,7 @@ def tune(
     config: RunConfig | Mapping[str, Any] | None = None,
     *,
     space: SearchSpace | Mapping[str, Any] | None = None,
-    budget: str | float | None = "10m",
+    budget: str | float | None = DEFAULT_BUDGET,
     n_trials: int | None = None,
     out: str | Path = "runs/tune",
     storage: str | Path | None = None,

@@ -493,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per (task, seed) of tuned: "
                    f"methods (default: {DEFAULT_BUDGET})")
     p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
-    p.add_argument("--quick", action="store_true", help="the quick subset: fewer tasks, auto (orca, finetune) and peer, 1 seed")
+    p.add_argument("--quick", action="store_true",
+                   help="the quick subset: fewer tasks, auto (orca, finetune) and peer, 1 seed")
     p.add_argument("--body", default="minilm-l6", help="body of every xmodal strategy (default: minilm-l6)")
     p.add_argument("--out", default="bench", help="output folder (default: bench)")
     p.add_argument("--list", action="store_true", help="list the suite's tasks and exit")

@@ -129,8 +129,6 @@ class CrossModalEstimator(BaseEstimator):
     __init__.__signature__ = _signature()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ configuration
-    _PARAMS = PARAMS
-
     def set_params(self, **params: Any) -> CrossModalEstimator:
         """Change settings; unknown names raise :class:`XmodalError` (scikit-learn convention otherwise)."""
         unknown = sorted(set(params) - set(PARAMS))

@@ -52,41 +52,33 @@ class Distribution:
 
 
 @dataclass(frozen=True)
-class LogUniform(Distribution):
-    """A float drawn log-uniformly from ``[lo, hi]`` (``0 < lo < hi``)."""
-
-    lo: float
-    hi: float
-    kind: ClassVar[str] = "log"
-
-    def __post_init__(self) -> None:
-        if not (0 < self.lo < self.hi and math.isfinite(self.hi)):
-            raise XmodalError(f"log-uniform range needs 0 < lo < hi, got [{self.lo}, {self.hi}]")
-
-    def suggest(self, trial: Any, name: str) -> float:
-        return trial.suggest_float(name, self.lo, self.hi, log=True)
-
-    def to_spec(self) -> Any:
-        return {"log": [self.lo, self.hi]}
-
-
-@dataclass(frozen=True)
 class Uniform(Distribution):
     """A float drawn uniformly from ``[lo, hi]``."""
 
     lo: float
     hi: float
     kind: ClassVar[str] = "uniform"
+    log: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not (self.lo < self.hi and math.isfinite(self.lo) and math.isfinite(self.hi)):
-            raise XmodalError(f"uniform range needs finite lo < hi, got [{self.lo}, {self.hi}]")
+        finite = math.isfinite(self.lo) and math.isfinite(self.hi)
+        if not (finite and self.lo < self.hi and (self.lo > 0 or not self.log)):
+            need = "0 < lo < hi" if self.log else "finite lo < hi"
+            raise XmodalError(f"{self.kind} range needs {need}, got [{self.lo}, {self.hi}]")
 
     def suggest(self, trial: Any, name: str) -> float:
-        return trial.suggest_float(name, self.lo, self.hi)
+        return trial.suggest_float(name, self.lo, self.hi, log=self.log)
 
     def to_spec(self) -> Any:
-        return {"uniform": [self.lo, self.hi]}
+        return {self.kind: [self.lo, self.hi]}
+
+
+@dataclass(frozen=True)
+class LogUniform(Uniform):
+    """A float drawn log-uniformly from ``[lo, hi]`` (``0 < lo < hi``)."""
+
+    kind: ClassVar[str] = "log"
+    log: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -209,7 +201,7 @@ class SearchSpace:
                 if v not in dist.values:
                     return None
                 params[name] = v
-            elif isinstance(dist, (LogUniform, Uniform, IntRange)):
+            elif isinstance(dist, (Uniform, IntRange)):  # LogUniform is a Uniform
                 if v is None:
                     return None
                 params[name] = min(max(v, dist.lo), dist.hi)  # e.g. weight_decay 0 → 1e-6

@@ -9,7 +9,7 @@ import pytest
 
 from xmodal.data.readers import dataset_from_arrays
 from xmodal.errors import XmodalError
-from xmodal.experiments import compare
+from xmodal.experiments.compare import compare
 
 PARAMS = dict(body="vit-tiny-random", validation=0, max_tokens=16, batch_size=8, epochs=2, lr=1e-3,
               proxy="mnist",

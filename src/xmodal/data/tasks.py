@@ -22,11 +22,12 @@ kind                        ``y`` (canonical)      raw model output            m
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch.nn import functional as F
+
+if TYPE_CHECKING:  # torch loads on first use of a loss or a prediction, so reading data stays light
+    import torch
 
 from xmodal.errors import XmodalError
 
@@ -89,6 +90,8 @@ def get_task_kind(name: str) -> TaskKind:
 
 def _up(out: torch.Tensor) -> torch.Tensor:
     """Half-precision outputs (autocast) in float32 for losses and scores; float32/float64 unchanged."""
+    import torch
+
     return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
 
 
@@ -153,6 +156,8 @@ class Classification(TaskKind):
         return y, _check_class_range(y, "y", min_classes)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
         return F.cross_entropy(_up(out), y)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
@@ -184,9 +189,13 @@ class MultiLabel(TaskKind):
         return y.astype(np.float32), int(y.shape[1])
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
         return F.binary_cross_entropy_with_logits(_up(out), y)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return (out > 0).to(torch.float32)
 
     def scores(self, out: torch.Tensor) -> torch.Tensor:
@@ -219,6 +228,8 @@ class Regression(TaskKind):
         return y, int(y.shape[1])
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
         return F.mse_loss(_up(out), y)
 
 
@@ -248,6 +259,8 @@ class DenseClassification(TaskKind):
         return y, _check_class_range(y, "dense targets", min_classes)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
         return F.cross_entropy(_up(out), y)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
@@ -281,6 +294,8 @@ class DenseRegression(TaskKind):
         return y, int(y.shape[1])
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
         return F.mse_loss(_up(out), y)
 
 

@@ -34,13 +34,6 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import torch
-from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    binary_average_precision,
-    multiclass_accuracy,
-    multiclass_f1_score,
-)
 
 from xmodal.data.tasks import TASK_KINDS, TaskKind, get_task_kind
 from xmodal.errors import XmodalError
@@ -224,6 +217,8 @@ class Accuracy(Metric):
     def compute(self, y_true, values, num_classes):
         y, p, k = _label_pair(self.name, y_true, values, num_classes)
         # torchmetrics' default ``average="macro"`` is per-class recall, not accuracy.
+        from torchmetrics.functional.classification import multiclass_accuracy  # lazy: importing it takes ~2 s
+
         return multiclass_accuracy(p, y, k, average="micro").item()
 
 
@@ -255,6 +250,8 @@ class MacroF1(Metric):
 
     def compute(self, y_true, values, num_classes):
         y, p, k = _label_pair(self.name, y_true, values, num_classes)
+        from torchmetrics.functional.classification import multiclass_f1_score
+
         return multiclass_f1_score(p, y, k, average="macro").item()
 
 
@@ -277,6 +274,8 @@ class AUROC(Metric):
         targets, scores, multiclass = _one_vs_rest(self.name, y_true, values)
         if multiclass and scores.shape[1] == 2:
             targets, scores = targets[:, 1:], scores[:, 1:]
+        from torchmetrics.functional.classification import binary_auroc
+
         return _macro_binary(binary_auroc, targets, scores, need_negatives=True)
 
 
@@ -297,6 +296,8 @@ class MeanAveragePrecision(Metric):
 
     def compute(self, y_true, values, num_classes):
         targets, scores, _ = _one_vs_rest(self.name, y_true, values)
+        from torchmetrics.functional.classification import binary_average_precision
+
         return _macro_binary(binary_average_precision, targets, scores, need_negatives=False)
 
 
@@ -311,6 +312,8 @@ class MSE(Metric):
 
     def compute(self, y_true, values, num_classes):
         y, p = _real_pair(self.name, y_true, values)
+        from torchmetrics.functional import mean_squared_error
+
         return mean_squared_error(p, y).item()
 
 
@@ -325,6 +328,8 @@ class MAE(Metric):
 
     def compute(self, y_true, values, num_classes):
         y, p = _real_pair(self.name, y_true, values)
+        from torchmetrics.functional import mean_absolute_error
+
         return mean_absolute_error(p, y).item()
 
 
@@ -373,6 +378,8 @@ class R2(Metric):
                 y, p = y[:, 0], p[:, 0]
         if y.shape[0] < 2:
             raise XmodalError("r2 needs at least two samples")
+        from torchmetrics.functional import r2_score
+
         return r2_score(p, y, multioutput="uniform_average").item()
 
 

@@ -4,9 +4,29 @@
 * :mod:`xmodal.tuning.storage` — journal file (default) or PostgreSQL shared by many workers;
 * :mod:`xmodal.tuning.search` — the search loop (:func:`tune`);
 * :mod:`xmodal.tuning.report` — trials table, plots, best configuration, pruning savings.
+
+The search loop (and with it torch and Optuna) loads on first use of ``tune``, ``TuneResult``,
+``PRUNERS`` or ``parse_duration``; the space and :data:`DEFAULT_BUDGET` are cheap to import.
 """
 
-from xmodal.tuning.search import DEFAULT_BUDGET, PRUNERS, TuneResult, parse_duration, tune
-from xmodal.tuning.space import DEFAULT_SPACE, SearchSpace
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
+
+if TYPE_CHECKING:
+    from xmodal.tuning.search import PRUNERS, TuneResult, parse_duration, tune
 
 __all__ = ["DEFAULT_BUDGET", "tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "PRUNERS", "parse_duration"]
+
+_LAZY = ("tune", "TuneResult", "PRUNERS", "parse_duration")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module("xmodal.tuning.search"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xmodal.tuning' has no attribute {name!r}")

@@ -46,14 +46,10 @@ from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.estimator import CrossModalEstimator, encode_class_labels
 from xmodal.evaluate.metrics import get_metric
-from xmodal.tuning.space import DEFAULT_SPACE, SearchSpace
+from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
 from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
 
 __all__ = ["tune", "TuneResult", "parse_duration", "PRUNERS", "DEFAULT_BUDGET"]
-
-#: the time budget of a study when none is given: about 10–30 trials on the suite's smaller tasks on a 2-core CPU
-#: (``python benchmarks/derive_defaults.py`` prints each study's trial counts and time)
-DEFAULT_BUDGET = "5m"
 
 
 def _asha(min_resource: int, max_resource: int, eta: int) -> Any:

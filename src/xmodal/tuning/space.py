@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from xmodal.config import PARAMS, RunConfig, read_config_file
 from xmodal.errors import XmodalError
 
-__all__ = ["Distribution", "LogUniform", "Uniform", "IntRange", "Choice", "Scale", "SearchSpace",
+__all__ = ["DEFAULT_BUDGET", "Distribution", "LogUniform", "Uniform", "IntRange", "Choice", "Scale", "SearchSpace",
            "DEFAULT_SPACE", "UNTUNABLE"]
 
 #: settings a space may not vary: they define the task and the protocol, not the model
@@ -245,6 +245,10 @@ def _parse(name: str, spec: Any) -> Distribution:
 
 
 #: ORCA's space (appendix A.3.3) plus the token budget, epochs and warm-up
+#: the time budget of a study when none is given: about 10–30 trials on the suite's smaller tasks on a 2-core CPU
+#: (``python benchmarks/derive_defaults.py`` prints each study's trial counts and time)
+DEFAULT_BUDGET = "5m"
+
 DEFAULT_SPACE = SearchSpace({
     "lr": LogUniform(1e-6, 1e-2),
     "weight_decay": LogUniform(1e-6, 1e-2),

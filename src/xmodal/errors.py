@@ -10,3 +10,11 @@ class XmodalError(ValueError):
     :class:`ValueError` so that code written against scikit-learn conventions
     (``except ValueError``) keeps working.
     """
+
+
+class TrainingDiverged(XmodalError):
+    """A training stage produced a non-finite loss or gradient norm, so it was stopped.
+
+    The message names the stage, epoch and step and what to try; the run's checkpoint folder keeps
+    the last checkpoint written before the divergence.
+    """

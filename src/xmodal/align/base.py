@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -46,6 +47,11 @@ class AlignConfig:
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (as in stage 3).
         body_key: identifies the body's weights in the source-feature cache (set by the estimator).
         options: extra keyword options for the objective (e.g. ``{"inner": "gaussian"}`` for OTDD).
+        checkpoint: file the stage saves after every epoch (what it trains, optimiser, schedule, random
+            state, history) and resumes from when it exists, so a killed stage 2 loses at most the
+            current epoch; ``None``: no checkpoint.
+        run_key: the run's settings, stored with the checkpoint; resuming from one written with another
+            key raises :class:`XmodalError`.
     """
 
     epochs: int | None = None
@@ -59,6 +65,8 @@ class AlignConfig:
     precision: str = default_of("precision")
     body_key: str = ""
     options: dict = field(default_factory=dict)
+    checkpoint: Path | None = None
+    run_key: dict | None = None
 
     def __post_init__(self) -> None:
         bad = (
@@ -79,7 +87,9 @@ class AlignConfig:
             )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["checkpoint"] = None if self.checkpoint is None else str(self.checkpoint)
+        return d
 
 
 class Aligner:

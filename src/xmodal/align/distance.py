@@ -14,6 +14,7 @@ on the flattened targets with k = number of source classes (ORCA appendix A.3.4)
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, ClassVar
 
@@ -23,8 +24,10 @@ from tqdm.auto import tqdm
 
 from xmodal.align.base import AlignConfig, Aligner, register_aligner, train_only
 from xmodal.align.objectives import get_objective
+from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
-from xmodal.train.loop import autocast
+from xmodal.train.checkpoint import check_run_key, load_checkpoint, save_checkpoint
+from xmodal.train.loop import autocast, diverged
 
 __all__ = ["DistanceAligner", "target_labels", "embed_features", "curve_subset"]
 
@@ -75,6 +78,22 @@ class DistanceAligner(Aligner):
     #: objective options used unless the run overrides them
     default_options: ClassVar[dict] = {}
 
+    def check_options(self, options: dict) -> None:
+        """Refuse unknown option names (listing the valid ones) and values the objective rejects, by
+        building it on four random 2-d features (no weights load)."""
+        cls = get_objective(self.objective)
+        known = cls.option_names()
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise XmodalError(f"unknown {self.objective} option(s) {unknown}; valid: {known}")
+        gen = torch.Generator().manual_seed(0)
+        try:
+            cls(torch.randn(4, 2, generator=gen), torch.tensor([0, 0, 1, 1]), **{**self.default_options, **options})
+        except XmodalError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise XmodalError(f"bad {self.objective} option value(s) {options}: {exc}") from None
+
     def run(
         self,
         model: CrossModalModel,
@@ -105,25 +124,46 @@ class DistanceAligner(Aligner):
         labels_dev = labels.to(device)
         curve = curve_subset(labels, cfg.curve_per_class, seed)
         X_curve, labels_curve = X[curve], labels_dev[curve.to(device)]
-        history: list[dict] = [{"epoch": 0, "distance": objective.value(embed_features(model, X_curve, device),
-                                                                          labels_curve)}]
-        best, stale = history[0]["distance"], 0
+        stage = f"stage 2 ({self.name})"
+        start, history, best, stale = 0, [], 0.0, 0
+        if cfg.checkpoint is not None and cfg.checkpoint.exists():
+            start, extra, state = load_checkpoint(cfg.checkpoint, model.embedder, opt, sched)
+            check_run_key(cfg.checkpoint, extra.get("run_key"), cfg.run_key)
+            history, best, stale = list(extra["history"]), float(extra["best"]), int(extra["stale"])
+            gen.set_state(state.pop("sampler"))
+            objective.load_state_dict(state)
+        else:
+            first = objective.value(embed_features(model, X_curve, device), labels_curve)
+            _check_finite(first, "distance", stage, 0, 0, lr, "before its first step")
+            history, best = [{"epoch": 0, "distance": first}], first
         model.embedder.train()
-        bar = tqdm(range(epochs), desc=f"align ({self.name})", unit="epoch", disable=not progress, leave=False)
+        done = bool(cfg.patience and stale >= cfg.patience)  # a resumed run that had already stopped early
+        bar = tqdm(range(start, 0 if done else epochs), desc=f"align ({self.name})", unit="epoch",
+                   disable=not progress, leave=False)
         with train_only(model, params):
             for epoch in bar:
                 te = time.perf_counter()
-                for _ in range(cfg.steps_per_epoch):
+                for step in range(cfg.steps_per_epoch):
                     idx = _classwise_sample(labels, cfg.batch_size, gen)
                     with autocast(device, cfg.precision):
                         feats = model.embed(X[idx].to(device)).mean(dim=1)
+                    lr_now = opt.param_groups[0]["lr"]
+                    if not bool(torch.isfinite(feats).all()):  # the embedder itself has diverged
+                        raise diverged(stage, epoch + 1, step + 1, "embedded features", lr_now, _kept(cfg, epoch))
                     loss = objective.loss(feats.float(), labels_dev[idx.to(device)])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    _check_finite(float(loss.detach()), "loss", stage, epoch + 1, step + 1, lr_now, _kept(cfg, epoch))
                     opt.step()
                 sched.step()
                 tc = time.perf_counter()
-                value = objective.value(embed_features(model, X_curve, device), labels_curve)
+                curve_feats = embed_features(model, X_curve, device)
+                if not bool(torch.isfinite(curve_feats).all()):
+                    raise diverged(stage, epoch + 1, cfg.steps_per_epoch, "embedded features", lr_now,
+                                   _kept(cfg, epoch))
+                value = objective.value(curve_feats, labels_curve)
+                _check_finite(value, "distance", stage, epoch + 1, cfg.steps_per_epoch, opt.param_groups[0]["lr"],
+                              _kept(cfg, epoch))
                 now = time.perf_counter()
                 history.append({"epoch": epoch + 1, "distance": value, "loss": float(loss.detach()),
                                 "lr": opt.param_groups[0]["lr"], "seconds": now - te, "curve_seconds": now - tc})
@@ -132,6 +172,10 @@ class DistanceAligner(Aligner):
                     best, stale = value, 0
                 else:
                     stale += 1
+                if cfg.checkpoint is not None:
+                    save_checkpoint(cfg.checkpoint, model.embedder, opt, sched, epoch + 1,
+                                    {"history": history, "best": best, "stale": stale, "run_key": cfg.run_key},
+                                    {"sampler": gen.get_state(), **objective.state_dict()})
                 if cfg.patience and stale >= cfg.patience:
                     break
         return {
@@ -149,6 +193,18 @@ class DistanceAligner(Aligner):
             "stopped_early": len(history) - 1 < epochs,
             "history": history,
         }
+
+
+def _kept(cfg: AlignConfig, epoch: int) -> str:
+    """What a diverged stage 2 leaves behind (for the error message)."""
+    if cfg.checkpoint is not None and epoch > 0:
+        return f"the checkpoint {cfg.checkpoint} keeps epoch {epoch}"
+    return "no epoch of this stage had finished"
+
+
+def _check_finite(value: float, what: str, stage: str, epoch: int, step: int, lr: float, saved: str) -> None:
+    if not math.isfinite(value):
+        raise diverged(stage, epoch, step, what, lr, saved)
 
 
 def _make(name: str, objective: str, doc: str, options: dict | None = None) -> type[DistanceAligner]:

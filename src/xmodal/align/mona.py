@@ -43,7 +43,8 @@ from xmodal.align.base import AlignConfig, Aligner, register_aligner
 from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
 from xmodal.model.bodies.base import Body, SourceTokens
-from xmodal.train.loop import autocast
+from xmodal.train.checkpoint import check_run_key, load_checkpoint, save_checkpoint
+from xmodal.train.loop import autocast, diverged
 
 __all__ = ["alignment_loss", "uniformity_loss", "inner_update", "source_features_through", "MonaAligner"]
 
@@ -196,13 +197,20 @@ class MonaAligner(Aligner):
         n = X.shape[0]
         bs = min(cfg.batch_size, n)
         history: list[dict] = []
+        trained = torch.nn.ModuleDict({"embedder": model.embedder, "head": model.head})  # what the checkpoint keeps
+        start = 0
+        if cfg.checkpoint is not None and cfg.checkpoint.exists():
+            start, extra, state = load_checkpoint(cfg.checkpoint, trained, opt, None)
+            check_run_key(cfg.checkpoint, extra.get("run_key"), cfg.run_key)
+            history = list(extra["history"])
+            gen.set_state(state["sampler"])  # the global RNG (dropout) is restored by load_checkpoint
         model.train()
-        bar = tqdm(range(epochs), desc="align (mona)", unit="epoch", disable=not progress, leave=False)
+        bar = tqdm(range(start, epochs), desc="align (mona)", unit="epoch", disable=not progress, leave=False)
         try:
             for epoch in bar:
                 te = time.perf_counter()
                 sums = {"target_loss": 0.0, "source_align": 0.0, "source_uniform": 0.0, "loss": 0.0}
-                for _ in range(cfg.steps_per_epoch):
+                for step in range(cfg.steps_per_epoch):
                     idx = torch.randperm(n, generator=gen)[:bs]
                     xb, yb = X[idx].to(device), y[idx].to(device)
                     sidx = _balanced_batch(ys, int(opt_["source_batch"]), gen)
@@ -212,6 +220,10 @@ class MonaAligner(Aligner):
                     l_a = alignment_loss(z, ys[sidx].to(device))
                     l_u = uniformity_loss(z, float(opt_["temperature"]))
                     total = l_t.float() + float(opt_["lam"]) * (l_a + l_u)
+                    if not bool(torch.isfinite(total.detach())):
+                        saved = (f"the checkpoint {cfg.checkpoint} keeps epoch {epoch}"
+                                 if cfg.checkpoint is not None and epoch > 0 else "no epoch of this stage had finished")
+                        raise diverged("stage 2 (mona)", epoch + 1, step + 1, "loss", opt.param_groups[0]["lr"], saved)
                     with sdpa_kernel([SDPBackend.MATH]):
                         grads = torch.autograd.grad(total, outer, allow_unused=True)
                     for p, g in zip(outer, grads, strict=True):
@@ -225,6 +237,10 @@ class MonaAligner(Aligner):
                        "seconds": time.perf_counter() - te}
                 history.append(row)
                 bar.set_postfix(loss=f"{row['loss']:.4g}")
+                if cfg.checkpoint is not None:
+                    save_checkpoint(cfg.checkpoint, trained, opt, None, epoch + 1,
+                                    {"history": history, "run_key": cfg.run_key},
+                                    {"sampler": gen.get_state()})
         finally:
             for p in model.parameters():
                 p.requires_grad_(saved[id(p)])

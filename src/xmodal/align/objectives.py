@@ -46,6 +46,32 @@ class Objective:
     name: ClassVar[str]
     #: Whether the objective uses labels (OTDD, TransRate) or only features (MMD, Euclidean).
     uses_labels: ClassVar[bool] = False
+    #: integer attributes that advance with every call (e.g. a subsample counter), kept by :meth:`state_dict`
+    counters: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The keyword options ``__init__`` takes (what ``align_options`` may set)."""
+        import inspect
+
+        return [p.name for p in inspect.signature(cls.__init__).parameters.values()
+                if p.kind == inspect.Parameter.KEYWORD_ONLY]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The random state that advances with every call: each ``torch.Generator`` attribute and the
+        :attr:`counters`, so a resumed stage 2 draws the same subsamples as an uninterrupted one."""
+        out = {f"gen.{k}": v.get_state() for k, v in vars(self).items() if isinstance(v, torch.Generator)}
+        out.update({f"count.{k}": torch.tensor(int(getattr(self, k))) for k in self.counters})
+        return out
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        for k, v in state.items():
+            kind, name = k.split(".", 1)
+            if kind == "gen":
+                getattr(self, name).set_state(v)
+            elif kind == "count":
+                setattr(self, name, int(v))
 
     def __init__(self, Xs: torch.Tensor, ys: torch.Tensor, **options: Any) -> None:
         check_features(Xs, ys, "source")

@@ -174,6 +174,7 @@ class OTDD(Objective):
 
     name = "otdd"
     uses_labels = True
+    counters = ("_calls",)
 
     def __init__(
         self,

@@ -59,6 +59,7 @@ class EmbedderWarmup(Aligner):
         )
         with train_only(model, trainable):
             history = train_loop(
-                model, trainable, X, y, model.kind.loss, tcfg, device, desc="align (warm-up)", progress=progress
+                model, trainable, X, y, model.kind.loss, tcfg, device, desc="stage 2 (warm-up)", progress=progress,
+                checkpoint=cfg.checkpoint, run_key=cfg.run_key,
             )
         return {"seconds": time.perf_counter() - t0, "history": history}

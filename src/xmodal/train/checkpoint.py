@@ -18,27 +18,54 @@ from torch import nn
 
 from xmodal.errors import XmodalError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "atomic_save_tensors"]
+__all__ = ["save_checkpoint", "load_checkpoint", "atomic_save_tensors", "check_run_key"]
 
 
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write ``tensors`` to ``path`` (safetensors) via a temporary file and an atomic rename."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_run_key(where: Path, saved: dict | None, run_key: dict | None) -> None:
+    """Refuse to resume from ``where`` when the run that wrote it had other settings (or other data).
+
+    Raises:
+        XmodalError: naming the settings that differ.
+    """
+    if run_key is None or saved == run_key:
+        return
+    old = saved or {}
+    diff = sorted(k for k in set(old) | set(run_key) if old.get(k) != run_key.get(k))
+    what = "other training data" if diff == ["data"] else f"other settings (differs in {diff})"
+    raise XmodalError(
+        f"{where} was written by a run with {what}; resume with the same data and settings, "
+        "or use another run folder"
+    )
 
 
 def save_checkpoint(
     path: Path,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     epoch: int,
     extra: dict[str, Any] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Save the state after ``epoch`` completed epochs."""
+    """Save the state after ``epoch`` completed epochs.
+
+    ``model`` is whatever module the stage trains (the whole model in stage 3, the embedder in
+    stage 2); ``state`` holds further tensors to restore exactly (a sampler's generator state, an
+    objective's call counter), returned by :func:`load_checkpoint`.
+    """
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"state.{k}": v for k, v in (state or {}).items()})
     opt = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for pid, state in opt["state"].items():
@@ -51,7 +78,7 @@ def save_checkpoint(
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda{i}"] = s
-    sched = scheduler.state_dict()  # LambdaLR stores None for plain functions: JSON-safe
+    sched = None if scheduler is None else scheduler.state_dict()  # LambdaLR: None for plain functions, JSON-safe
     meta = {
         "epoch": epoch,
         "param_groups": opt["param_groups"],
@@ -66,15 +93,23 @@ def load_checkpoint(
     path: Path,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> tuple[int, dict[str, Any]]:
-    """Restore a checkpoint written by :func:`save_checkpoint`; returns ``(epoch, extra)``."""
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+) -> tuple[int, dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore a checkpoint written by :func:`save_checkpoint`; returns ``(epoch, extra, state)``.
+
+    Raises:
+        XmodalError: the file is damaged (delete it to restart that stage) or written by another run.
+    """
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["xmodal"])
         tensors = load_file(str(path))
+        int(meta["epoch"]), meta["param_groups"], meta["scalar_state"], meta["extra"]  # noqa: B018
     except Exception as exc:
-        raise XmodalError(f"checkpoint {path} is unreadable ({exc}); delete it to start the run afresh") from exc
+        raise XmodalError(
+            f"checkpoint {path} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "delete it to restart this stage from its beginning"
+        ) from exc
     state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
@@ -85,7 +120,8 @@ def load_checkpoint(
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        scheduler.load_state_dict(meta["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(meta["scheduler"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise XmodalError(
             f"checkpoint {path} does not fit this model ({str(exc).splitlines()[0]}); it was written by a run "
@@ -96,4 +132,5 @@ def load_checkpoint(
         cuda = [tensors[f"rng.cuda{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda{i}" in tensors]
         if cuda:
             torch.cuda.set_rng_state_all(cuda)
-    return int(meta["epoch"]), meta["extra"]
+    state_out = {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}
+    return int(meta["epoch"]), meta["extra"], state_out

@@ -2,6 +2,11 @@
 
 One screen: shuffle with a per-epoch seeded generator, accumulate gradients, clip, step the
 optimiser and the warm-up/decay schedule, log the epoch, checkpoint atomically.
+
+Divergence: every optimiser step's loss and gradient norm are checked on the device (no host sync
+per step); at the end of an epoch in which one was non-finite the loop raises
+:class:`~xmodal.errors.TrainingDiverged` naming the first bad step, before that epoch's checkpoint is
+written, so the checkpoint on disk is the last finite one.
 """
 
 from __future__ import annotations
@@ -16,21 +21,41 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from xmodal.errors import XmodalError
-from xmodal.train.checkpoint import load_checkpoint, save_checkpoint
+from xmodal.errors import TrainingDiverged, XmodalError
+from xmodal.train.checkpoint import check_run_key, load_checkpoint, save_checkpoint
 from xmodal.train.config import TrainConfig
 from xmodal.train.optim import make_optimizer, warmup_linear_decay
 
-__all__ = ["resolve_device", "autocast", "train_loop", "predict_raw"]
+__all__ = ["resolve_device", "autocast", "train_loop", "predict_raw", "diverged"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; other names pass through."""
+    """``"auto"`` → CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` when present.
+
+    Raises:
+        XmodalError: an unknown device name, or one this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise XmodalError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise XmodalError(f"device {name!r} was asked for but this machine has no usable CUDA GPU "
+                              f"(torch {torch.__version__}); use --device cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise XmodalError(f"device {name!r} does not exist: this machine has {count} CUDA GPU(s), "
+                              f"cuda:0 … cuda:{count - 1}")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise XmodalError("device 'mps' was asked for but Apple's MPS backend is not available here; use cpu")
+    elif device.type not in ("cpu", "mps"):
+        raise XmodalError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    return device
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -39,6 +64,14 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if use_bf16:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def diverged(stage: str, epoch: int, step: int, what: str, lr: float, saved: str) -> TrainingDiverged:
+    """The error a stage raises when its loss or gradient norm stops being finite."""
+    return TrainingDiverged(
+        f"{stage} diverged: the {what} became non-finite at epoch {epoch}, optimiser step {step} (lr {lr:.3g}); "
+        f"{saved}. Try a smaller learning rate (e.g. a tenth), gradient clipping, or tuning (`xmodal tune`)"
+    )
 
 
 def train_loop(
@@ -83,14 +116,8 @@ def train_loop(
     start = 0
     history: list[dict] = []
     if checkpoint is not None and Path(checkpoint).exists():
-        start, extra = load_checkpoint(Path(checkpoint), model, optimizer, scheduler)
-        if run_key is not None and extra.get("run_key") != run_key:
-            old = extra.get("run_key") or {}
-            diff = sorted(k for k in set(old) | set(run_key) if old.get(k) != run_key.get(k))
-            raise XmodalError(
-                f"checkpoint {checkpoint} was written by a run with other settings (differs in {diff}); "
-                "resume with the same settings, or use another checkpoint folder"
-            )
+        start, extra, _ = load_checkpoint(Path(checkpoint), model, optimizer, scheduler)
+        check_run_key(Path(checkpoint), extra.get("run_key"), run_key)
         history = list(extra.get("history", []))
     model.to(device)
     bar = tqdm(range(start, cfg.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
@@ -99,7 +126,11 @@ def train_loop(
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         batches = order.split(cfg.batch_size)
-        total_loss, seen = 0.0, 0
+        total_loss = torch.zeros((), device=device)
+        seen, step = 0, 0
+        # the first optimiser step (1-based) whose loss or gradient norm was not finite; 0: none
+        bad_loss = torch.zeros((), dtype=torch.long, device=device)
+        bad_grad = torch.zeros((), dtype=torch.long, device=device)
         optimizer.zero_grad(set_to_none=True)
         for i, idx in enumerate(batches):
             xb = X[idx].to(device, non_blocking=True)
@@ -107,17 +138,27 @@ def train_loop(
             with autocast(device, cfg.precision):
                 loss = loss_fn(model(xb), yb)
             (loss / cfg.accumulate).backward()
-            total_loss += float(loss.detach()) * len(idx)
+            loss = loss.detach().float()
+            total_loss += loss * len(idx)
             seen += len(idx)
+            bad_loss = torch.where((bad_loss == 0) & ~torch.isfinite(loss), step + 1, bad_loss)
             if (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches):
-                if cfg.clip_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm or math.inf)
+                bad_grad = torch.where((bad_grad == 0) & ~torch.isfinite(norm), step + 1, bad_grad)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                step += 1
+        first_loss, first_grad = int(bad_loss), int(bad_grad)  # one host sync per epoch
+        if first_loss or first_grad:
+            what, at = (("loss", first_loss) if first_loss and (not first_grad or first_loss <= first_grad)
+                        else ("gradient norm", first_grad))
+            saved = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint is not None and epoch > 0
+                     else "no epoch of this stage had finished")
+            raise diverged(desc, epoch + 1, at, what, optimizer.param_groups[0]["lr"], saved)
         record = {
             "epoch": epoch + 1,
-            "loss": total_loss / max(seen, 1),
+            "loss": float(total_loss) / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - t0,
         }

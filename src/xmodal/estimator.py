@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -24,6 +25,7 @@ from sklearn.base import BaseEstimator
 
 from xmodal.align import AlignConfig
 from xmodal.config import PARAMS, RunConfig, default_of
+from xmodal.data.fingerprint import fingerprint
 from xmodal.data.split import validation_split
 from xmodal.data.tasks import get_task_kind, infer_task_kind
 from xmodal.data.validation import check_same_layout, check_X, check_Xy
@@ -31,11 +33,13 @@ from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
 from xmodal.evaluate.metrics import Metric, get_metric
+from xmodal.files import atomic_write_text, json_dumps, write_json
 from xmodal.model.assembly import CrossModalModel, ModelSpec, assemble
 from xmodal.model.bodies import FAMILIES, BodySource, body_from_config, build_body, resolve_body
 from xmodal.model.embedder_init import init_projection_from_body
+from xmodal.runlock import RunLock
 from xmodal.strategies import AUTO, DEFAULT_MODE, Strategy, get_strategy, resolve_strategy
-from xmodal.train.checkpoint import atomic_save_tensors
+from xmodal.train.checkpoint import atomic_save_tensors, check_run_key
 from xmodal.train.config import TrainConfig
 from xmodal.train.loop import predict_raw, resolve_device, train_loop
 
@@ -237,6 +241,7 @@ class CrossModalEstimator(BaseEstimator):
         if len(strategies) > 1 and explicit_val is None and val_rows is None:
             raise XmodalError("strategy='auto' chooses on validation data: set validation > 0 (e.g. 0.2) or pass "
                               "validation_data=(X_val, y_val)")
+        resolve_device(cfg.device)  # an absent GPU stops here, before any weights load
         source = resolve_body(cfg.body)
         if kind.dense and not FAMILIES[source.family].keeps_tokens:
             raise XmodalError(
@@ -257,25 +262,28 @@ class CrossModalEstimator(BaseEstimator):
         metric = get_metric(kind.default_metric)
 
         runs: list[_Run] = []
-        if explicit_val is not None:  # every run trains on all of (X, y) and is scored on the given set
-            for s in strategies:
-                runs.append(job.run(_final_label(s, len(strategies)), s, Xc, yc, *explicit_val))
-        elif val_rows is not None:
-            tr, va = val_rows
-            for s in strategies:
-                runs.append(job.run(f"validation-{s.name}", s, Xc[tr], yc[tr], Xc[va], yc[va]))
-        best = _pick(runs, metric.higher_is_better) if runs else None
-        if best is not None:
-            report.validation = {
-                "metric": metric.name, "score": best.score, "rows": best.n_val,
-                "source": "validation_data" if explicit_val is not None else f"{cfg.validation:g} of the training data",
-                "strategy_scores": {r.strategy.name: r.score for r in runs},
-            }
-        if best is not None and (explicit_val is not None or not cfg.refit):
-            final = best
-        else:
-            chosen = best.strategy if best is not None else strategies[0]
-            final = job.run("final", chosen, Xc, yc, None, None)
+        # the checkpoint folder is held exclusively while this fit writes to it (released on exit or death)
+        with RunLock(ckpt, "checkpoint folder") if ckpt is not None else contextlib.nullcontext():
+            if explicit_val is not None:  # every run trains on all of (X, y) and is scored on the given set
+                for s in strategies:
+                    runs.append(job.run(_final_label(s, len(strategies)), s, Xc, yc, *explicit_val))
+            elif val_rows is not None:
+                tr, va = val_rows
+                for s in strategies:
+                    runs.append(job.run(f"validation-{s.name}", s, Xc[tr], yc[tr], Xc[va], yc[va]))
+            best = _pick(runs, metric.higher_is_better) if runs else None
+            if best is not None:
+                report.validation = {
+                    "metric": metric.name, "score": best.score, "rows": best.n_val,
+                    "source": ("validation_data" if explicit_val is not None
+                               else f"{cfg.validation:g} of the training data"),
+                    "strategy_scores": {r.strategy.name: r.score for r in runs},
+                }
+            if best is not None and (explicit_val is not None or not cfg.refit):
+                final = best
+            else:
+                chosen = best.strategy if best is not None else strategies[0]
+                final = job.run("final", chosen, Xc, yc, None, None)
         for r in runs:
             if r is not final:
                 r.model = None  # only the final model is kept
@@ -420,11 +428,17 @@ class CrossModalEstimator(BaseEstimator):
             "y_ndim": self.y_ndim_,
             "classes": None if getattr(self, "classes_", None) is None else self.classes_.tolist(),
         }
-        atomic_save_tensors(self.model_.state_dict(), path / "model.safetensors")
-        (path / "body_config.json").write_text(json.dumps(self.model_.body.config_dict(), indent=1, default=str))
-        (path / "config.json").write_text(json.dumps(config, indent=1))
+        state = self.model_.state_dict()
+        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise XmodalError(f"the model has non-finite weights ({bad[:3]}); it diverged and is not saved — "
+                              "refit with a smaller lr")
+        atomic_save_tensors(state, path / "model.safetensors")
+        atomic_write_text(path / "body_config.json",
+                          json.dumps(self.model_.body.config_dict(), indent=1, default=str))
+        write_json(path / "config.json", config)
         if hasattr(self, "report_"):
-            (path / "fit_report.json").write_text(json.dumps(self.report_.to_dict(), indent=1))
+            write_json(path / "fit_report.json", self.report_.to_dict())
         return path
 
     def _strategy_record(self) -> dict[str, str]:
@@ -479,7 +493,7 @@ class _Job:
         # the resolved strategy, so strategy="orca" and align="otdd" resume each other's runs
         run_key.update(strategy=strategy.name, align=strategy.align, mode=strategy.mode,
                        embedder_init=strategy.embedder_init, run=label)
-        run_key.update(spec=model.spec.to_dict(), n_train=int(X.shape[0]))
+        run_key.update(spec=model.spec.to_dict(), n_train=int(X.shape[0]), data=fingerprint(X, y))
         run_key = json.loads(json.dumps(run_key))  # tuples → lists, as stored
 
         align_cfg = AlignConfig(
@@ -487,18 +501,25 @@ class _Job:
             proxy=s.proxy, source_size=s.source_size, precision=s.precision,
             options=dict(s.align_options or {}), curve_per_class=s.align_curve_per_class,
             body_key=body_fingerprint(self.source),
+            checkpoint=ckpt_dir / "align.ckpt.safetensors" if ckpt_dir else None, run_key=run_key,
         )
         t0 = time.perf_counter()
         saved_align = _read_aligned(ckpt_dir, run_key) if ckpt_dir else None
         if saved_align is not None:
             align_report = saved_align
             if not (stage3_ckpt is not None and stage3_ckpt.exists()):
-                model.load_state_dict(load_file(str(align_file)))
+                try:
+                    model.load_state_dict(load_file(str(align_file)))
+                except Exception as exc:
+                    raise XmodalError(f"{align_file} is damaged ({str(exc).splitlines()[0]}); delete it and "
+                                      f"{align_file.with_suffix('.json').name} to redo stage 2") from exc
         else:
             align_report = aligner.run(model, X_t, y_train, align_cfg, device, s.seed, s.verbose)
             if align_file is not None:
                 atomic_save_tensors(model.state_dict(), align_file)
-                (ckpt_dir / "aligned.json").write_text(json.dumps({"run_key": run_key, "report": align_report}))
+                atomic_write_text(ckpt_dir / "aligned.json",
+                                  json_dumps({"run_key": run_key, "report": align_report}))
+                align_cfg.checkpoint.unlink(missing_ok=True)  # superseded by aligned.*
         seconds["align"] = time.perf_counter() - t0
 
         metric = kind.default_metric
@@ -518,11 +539,13 @@ class _Job:
                 user({**record, "run": label})
 
         t0 = time.perf_counter()
+        # stage 3 draws dropout from its own seed, so it runs the same whether stage 2 ran now or was resumed
+        torch.manual_seed(s.seed + 1)
         params = mode.apply(model)
         where = "" if label == "final" else f", {label}"
         history = train_loop(
             model, params, X_t, y_train, kind.loss, CrossModalEstimator._train_config(s), device,
-            desc=f"fine-tune ({mode.name}{where})", checkpoint=stage3_ckpt, progress=s.verbose, run_key=run_key,
+            desc=f"stage 3 (fine-tune {mode.name}{where})", checkpoint=stage3_ckpt, progress=s.verbose, run_key=run_key,
             validate=validate, on_epoch=callback,
         )
         seconds["finetune"] = time.perf_counter() - t0
@@ -544,15 +567,15 @@ def _read_aligned(ckpt_dir: Path, run_key: dict) -> dict[str, Any] | None:
     meta = ckpt_dir / "aligned.json"
     if not (meta.exists() and (ckpt_dir / "aligned.safetensors").exists()):
         return None
-    saved = json.loads(meta.read_text())
-    if saved.get("run_key") != run_key:
-        old = saved.get("run_key") or {}
-        diff = sorted(k for k in set(old) | set(run_key) if old.get(k) != run_key.get(k))
-        raise XmodalError(
-            f"checkpoint folder {ckpt_dir} holds a run with other settings (differs in {diff}); "
-            "resume with the same settings, or use another checkpoint folder"
-        )
-    return saved["report"]
+    try:
+        saved = json.loads(meta.read_text())
+        report = saved["report"]
+        if not isinstance(report, dict):
+            raise ValueError("no stage-2 report")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise XmodalError(f"{meta} is damaged ({exc}); delete it and aligned.safetensors to redo stage 2") from None
+    check_run_key(ckpt_dir, saved.get("run_key"), run_key)
+    return report
 
 
 def _final_label(strategy: Strategy, n_candidates: int) -> str:
@@ -636,21 +659,41 @@ def load(path: str | Path, device: str | None = None) -> CrossModalEstimator:
         state = load_file(str(path / "model.safetensors"))
     except Exception as exc:
         raise XmodalError(f"model folder {path} is damaged ({exc}); save the model again") from exc
-    if config.get("format_version") != _FORMAT_VERSION:
-        raise XmodalError(f"model folder {path} has format {config.get('format_version')}, expected {_FORMAT_VERSION}")
-    est = CrossModalEstimator(**config["params"])
-    if device is not None:
-        est.device = device
-    body = body_from_config(config["body_family"], body_cfg)
-    spec = ModelSpec.from_dict(config["spec"])
-    model = CrossModalModel(spec, body)
-    model.load_state_dict(state)
+    if not isinstance(config, dict) or config.get("format_version") != _FORMAT_VERSION:
+        found = config.get("format_version") if isinstance(config, dict) else None
+        raise XmodalError(f"model folder {path} has format {found}, expected {_FORMAT_VERSION}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise XmodalError(f"model folder {path} holds non-finite weights (e.g. {bad[0]}): the run that saved it "
+                          "diverged; refit it (a smaller lr)")
+    try:
+        est = CrossModalEstimator(**config["params"])
+        if device is not None:
+            est.device = device
+        est.config()
+        body = body_from_config(config["body_family"], body_cfg)
+        spec = ModelSpec.from_dict(config["spec"])
+        model = CrossModalModel(spec, body)
+        model.load_state_dict(state)
+        est.task_ = str(config["task"])
+        est.n_outputs_ = int(config["n_outputs"])
+        est.y_ndim_ = int(config["y_ndim"])
+        classes = config.get("classes")
+    except XmodalError as exc:
+        raise XmodalError(f"model folder {path} does not load: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise XmodalError(f"model folder {path} is inconsistent: its config.json does not match its weights "
+                          f"({type(exc).__name__}: {first[:300]}); save the model again") from None
+    if spec.num_outputs != est.n_outputs_:
+        raise XmodalError(f"model folder {path} is inconsistent: config.json says {est.n_outputs_} outputs but the "
+                          f"head has {spec.num_outputs}; save the model again")
+    if classes is not None and len(classes) != est.n_outputs_:
+        raise XmodalError(f"model folder {path} is inconsistent: config.json lists {len(classes)} classes for "
+                          f"{est.n_outputs_} outputs; save the model again")
     est.model_ = model
-    est.task_ = config["task"]
-    est.n_outputs_ = int(config["n_outputs"])
-    est.y_ndim_ = int(config["y_ndim"])
-    if config.get("classes") is not None:
-        est.classes_ = np.asarray(config["classes"])
+    if classes is not None:
+        est.classes_ = np.asarray(classes)
     else:  # folders saved before labels were recorded: classification labels were 0..K-1
         est.classes_ = np.arange(est.n_outputs_) if est.task_ == "classification" else None
     est.body_source_ = BodySource(config["body_name"], config["body_family"])

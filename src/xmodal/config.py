@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -158,7 +159,7 @@ class RunConfig:
                        "the model trained without the validation rows)", "validation", cli="bool")
     # ---- runtime
     seed: int = _opt(0, "seed of the split, init, shuffling and dropout (0 … 2^32-1)", "runtime", per_cell=True)
-    device: str = _opt("auto", "auto | cpu | cuda | cuda:N", "runtime", key=False)
+    device: str = _opt("auto", "auto | cpu | cuda | cuda:N | mps", "runtime", key=False)
     precision: str = _opt("auto", "auto (bf16 on CUDA) | fp32 | bf16", "runtime", choices=("auto", "fp32", "bf16"))
     verbose: bool = _opt(True, "progress bars", "runtime", cli="none", key=False)
 
@@ -192,6 +193,8 @@ class RunConfig:
         for name in ("task", "body", "mode", "optimizer", "device", "precision"):
             if not isinstance(getattr(self, name), str):
                 raise XmodalError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise XmodalError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         for name in ("optimizer", "precision"):
             choices = _FIELDS[name].metadata["choices"]
             if getattr(self, name) not in choices:

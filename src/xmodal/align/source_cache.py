@@ -2,14 +2,17 @@
 
 ORCA appendix A.3.4: "we can pass the source data through the pretrained embedder once and save all
 the embedded features". The cache is a safetensors file under ``$XMODAL_CACHE/proxies`` whose name
-hashes everything the features depend on; a file that is unreadable or does not match what was
-asked for is regenerated, never trusted.
+hashes everything the features depend on. The file's metadata repeats that key and holds a SHA-256
+checksum of the features and labels; a file that is unreadable, was written for another key, or whose
+content does not match its checksum is regenerated, never trusted. When the cache folder cannot be
+created or written (read-only home, full disk), the features are computed in memory with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +28,18 @@ from xmodal.train.checkpoint import atomic_save_tensors
 
 __all__ = ["source_features_cached", "cache_key", "cache_path", "subsample", "CACHE_FORMAT"]
 
-#: Bumped whenever the features or the subsample of a given key would change.
-CACHE_FORMAT = 2
+#: Bumped whenever the features or the subsample of a given key would change (3: content checksum).
+CACHE_FORMAT = 3
+
+
+def _checksum(features: torch.Tensor, labels: torch.Tensor) -> str:
+    """SHA-256 of the features' and labels' shapes and bytes."""
+    h = hashlib.sha256()
+    for t in (features, labels):
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _proxy_fingerprint(proxy_name: str) -> str:
@@ -96,11 +109,15 @@ def _load(path: Path, expect: dict, width: int | None) -> tuple[torch.Tensor, to
             and (width is None or feats.shape[1] == width)
             and k == len(meta["classes"]) and (labels.numel() == 0 or 0 <= int(labels.min()) <= int(labels.max()) < k)
             and bool(torch.isfinite(feats).all())
+            and meta.get("sha256") == _checksum(feats, labels)
         )
     except Exception:  # a damaged cache file is rebuilt, never trusted
         ok = False
     if not ok:
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # a read-only cache: the file is simply not used
+            pass
         return None
     return feats, labels, k
 
@@ -129,10 +146,16 @@ def source_features_cached(
     """
     if int(n) < 1:
         raise XmodalError(f"source sample size n must be at least 1, got {n}")
-    path = cache_path(body_key, proxy_name, n, seed, fingerprint)
-    expect = {"format": CACHE_FORMAT, "body": str(body_key), "proxy": str(proxy_name), "seed": int(seed)}
+    key = cache_key(body_key, proxy_name, n, seed, fingerprint)
+    expect = {"format": CACHE_FORMAT, "key": key, "body": str(body_key), "proxy": str(proxy_name), "seed": int(seed)}
+    try:
+        path: Path | None = cache_dir("proxies") / f"{key}.safetensors"
+    except OSError as exc:
+        warnings.warn(f"the proxy-feature cache folder cannot be created ({exc}); computing the features in "
+                      "memory (set XMODAL_CACHE to a writable folder to keep them)", stacklevel=2)
+        path = None
     width = getattr(body, "in_width", None)
-    hit = _load(path, expect, width)
+    hit = _load(path, expect, width) if path is not None else None
     if hit is not None:
         return hit
     proxy = get_proxy(proxy_name)
@@ -141,7 +164,12 @@ def source_features_cached(
     present, labels = np.unique(part.labels, return_inverse=True)
     labels_t = torch.as_tensor(labels.reshape(-1), dtype=torch.int64)
     k = int(present.size)
-    meta = {**expect, "n": len(part), "n_requested": int(n), "k": k,
+    meta = {**expect, "n": len(part), "n_requested": int(n), "k": k, "sha256": _checksum(feats, labels_t),
             "classes": [proxy.classes[i] for i in present], "fingerprint": str(fingerprint)}
-    atomic_save_tensors({"features": feats, "labels": labels_t}, path, metadata={"xmodal": json.dumps(meta)})
+    if path is not None:
+        try:
+            atomic_save_tensors({"features": feats, "labels": labels_t}, path, metadata={"xmodal": json.dumps(meta)})
+        except OSError as exc:
+            warnings.warn(f"cannot write the proxy-feature cache {path} ({exc}); the features were computed in "
+                          "memory and will be computed again next time", stacklevel=2)
     return feats, labels_t, k

@@ -46,7 +46,6 @@ the training set. Targets are dense regression scored with ``rel_l2``.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import os
 from pathlib import Path
@@ -55,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from xmodal.data.dataset import Dataset
-from xmodal.data.readers import dataset_from_arrays
+from xmodal.data.readers import dataset_from_arrays, is_pickle
 from xmodal.errors import XmodalError
 
 __all__ = ["read_nasbench360", "read_pdebench", "is_pickle"]
@@ -68,20 +67,6 @@ _CONVERT = (
 )
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib")
 _DARCY_FILES = ("piececonst_r421_N1024_smooth1.mat", "piececonst_r421_N1024_smooth2.mat")
-
-
-def is_pickle(path: str | os.PathLike) -> bool:
-    """Whether ``path`` (or its gzip content) starts like a Python pickle (protocol 2 or later)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-            if head == b"\x1f\x8b":
-                fh.seek(0)
-                with gzip.open(fh) as gz:
-                    head = gz.read(2)
-    except (OSError, EOFError):
-        return False
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def _refuse_pickle(p: Path) -> XmodalError:

@@ -16,6 +16,7 @@ with a message that says what is wrong and how to fix it.
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import os
 import zipfile
@@ -30,7 +31,8 @@ from xmodal.data.tasks import get_task_kind, infer_task_kind
 from xmodal.data.validation import check_X, check_Xy
 from xmodal.errors import XmodalError
 
-__all__ = ["read_npz", "read_csv", "read_csv_features", "encode_table", "write_npz", "dataset_from_arrays",
+__all__ = ["is_pickle", "check_numpy_file", "read_npz",
+           "read_csv", "read_csv_features", "encode_table", "write_npz", "dataset_from_arrays",
            "encode_labels"]
 
 _CLASSIFICATION_KINDS = ("classification", "dense-classification")
@@ -241,6 +243,7 @@ def read_npz(path: str | os.PathLike, spatial_dims: int | None = None, task: str
             arrays the validation refuses.
     """
     p = _existing_file(path, (".npz",), "an .npz archive")
+    check_numpy_file(p)
     try:
         archive = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -292,6 +295,34 @@ def read_npz(path: str | os.PathLike, spatial_dims: int | None = None, task: str
         description=f"user data from {p.name}",
         meta=meta,
     )
+
+
+def is_pickle(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (or its gzip content) starts like a Python pickle (protocol 2 or later)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+            if head == b"\x1f\x8b":
+                fh.seek(0)
+                with gzip.open(fh) as gz:
+                    head = gz.read(2)
+    except (OSError, EOFError):
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def check_numpy_file(p: Path) -> None:
+    """Refuse a file that is neither a zip (.npz) nor a .npy array by its first bytes, naming what it is."""
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        return
+    if is_pickle(p):
+        raise XmodalError(f"{str(p)!r} is a Python pickle, not an .npz archive; xmodal never unpickles files. "
+                          "Save the arrays with numpy.savez(path, X_train=..., y_train=...)")
+    what = "it is empty" if not head else f"it starts with the bytes {head.hex(' ')}"
+    raise XmodalError(f"cannot read {str(p)!r} as an .npz archive ({what}; an .npz is a zip file, starting 'PK'): "
+                      "it is damaged or in another format; write it with numpy.savez(path, X_train=..., y_train=...)")
 
 
 def _npz_array(archive: Any, key: str, p: Path) -> np.ndarray:

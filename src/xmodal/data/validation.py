@@ -65,6 +65,15 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
         raise XmodalError(f"{name} has rank {arr.ndim} (shape {arr.shape}); expected {_LAYOUTS}")
     if any(s == 0 for s in arr.shape[1:]):
         raise XmodalError(f"{name} has an empty axis (shape {arr.shape}); every axis needs length ≥ 1")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        big = np.isfinite(arr) & (np.abs(arr) > np.finfo(np.float32).max)
+        if big.any():
+            rows = np.unique(np.nonzero(big.reshape(big.shape[0], -1))[0])
+            raise XmodalError(
+                f"{name} has {int(big.sum())} finite value(s) beyond float32's range (|x| > 3.4e38; largest "
+                f"{float(np.abs(arr[big]).max()):.3g}, first in sample {int(rows[0])}); xmodal computes in float32: "
+                "rescale the data (e.g. a log transform or sklearn.preprocessing.StandardScaler)"
+            )
     arr = arr.astype(np.float32, copy=False)
     finite = np.isfinite(arr)
     if not finite.all():

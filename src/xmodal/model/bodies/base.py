@@ -246,7 +246,12 @@ def resolve_body(name: str) -> BodySource:
             raise XmodalError(f"body folder {name!r} has no config.json; point at a transformers model folder")
         from transformers import AutoConfig
 
-        cfg = AutoConfig.from_pretrained(name)
+        try:
+            cfg = AutoConfig.from_pretrained(name)
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise XmodalError(f"body folder {name!r} has an unreadable or invalid config.json ({first[:200]}); "
+                              "point at a transformers model folder saved with save_pretrained()") from None
         return BodySource(name, family_for_model_type(cfg.model_type), location=name)
     if "/" in name:
         from transformers import AutoConfig

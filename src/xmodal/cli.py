@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from xmodal.errors import XmodalError
+from xmodal.files import atomic_write_text
 
 __all__ = ["main", "build_parser"]
 
@@ -120,8 +122,7 @@ def _int_list(text: str) -> list[int]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run (or resume) the benchmark suite and print where the results are."""
-    from xmodal.experiments.bench import run_bench
-    from xmodal.experiments.suite import SUITE, suite_tasks
+    from xmodal.experiments.suite import SUITE, get_task, suite_tasks
 
     if args.list:
         for t in SUITE.values():
@@ -129,6 +130,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.tasks:
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        for t in tasks:
+            get_task(t)  # an unknown task stops here, before torch loads
     else:
         tasks = [t.name for t in suite_tasks(quick=args.quick)]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -136,6 +139,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.quick:
         methods = [m for m in methods if m in ("auto", "orca", "finetune", "peer")] or methods
         seeds = seeds[:1]
+    from xmodal.experiments.bench import run_bench
+
     t0 = time.perf_counter()
     res = run_bench(tasks, methods, seeds, args.out, body=args.body, progress=not args.quiet,
                     report_only=args.report, jobs=args.jobs, tune_budget=args.tune_budget)
@@ -160,11 +165,18 @@ def _settings(args: argparse.Namespace) -> Any:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run strategies side by side on one dataset; write compare.md / compare.csv."""
     from xmodal.config import SHARED
-    from xmodal.experiments.compare import compare
+    from xmodal.strategies import get_strategy
 
     cfg = _settings(args)
-    ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for name in strategies:
+        get_strategy(name)  # an unknown name stops here, before the data are read
+    if args.out:
+        _check_out(Path(args.out))
+    ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
+
+    from xmodal.experiments.compare import compare
+
     out = Path(args.out) if args.out else Path("runs") / f"compare-{ds.name}"
     print(ds.summary())
     settings = cfg.replace(task=ds.task).to_dict()
@@ -179,11 +191,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Tune the settings on DATA's training split (ASHA); write the trials, plots and best_config.yaml."""
-    from xmodal.tuning import tune
-
     cfg = _settings(args)
     kwargs = _tune_kwargs(args)
+    if args.out:
+        _check_out(Path(args.out))
     ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
+
+    from xmodal.tuning import tune  # loads torch and Optuna: after every cheap check
     out = Path(args.out) if args.out else Path("runs") / f"tune-{ds.name}"
     print(ds.summary())
     print(f"tuning on the training split only ({len(ds.X_train)} samples, {cfg.validation:g} held out for "
@@ -202,70 +216,119 @@ def _print_tuning(res: Any) -> None:
     print("written: " + ", ".join(res.files.values()))
 
 
+def _check_out(path: Path, what: str = "--out") -> None:
+    """Refuse an output folder that is a file or sits where nothing can be written, before any work."""
+    if path.exists() and not path.is_dir():
+        raise XmodalError(f"{what} {path} is a file, not a folder; choose another path")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise XmodalError(f"{what} {path} cannot be written ({parent} is not a writable folder); choose another path")
+
+
+def _data_fingerprints(ds: Any) -> dict[str, str | None]:
+    from xmodal.data.fingerprint import fingerprint
+
+    test = None if ds.X_test is None else fingerprint(ds.X_test, ds.y_test)
+    return {"train": fingerprint(ds.X_train, ds.y_train), "test": test}
+
+
+def _check_resume_data(run: Path, prints: dict[str, str | None], data: str) -> None:
+    """``--resume`` continues a run only on the data it started with (``config.json``'s fingerprints)."""
+    cfg_file = run / "config.json"
+    if not cfg_file.is_file():
+        return
+    try:
+        saved = json.loads(cfg_file.read_text()).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise XmodalError(f"{cfg_file} is damaged ({exc}); delete the run folder {run} to start afresh") from None
+    if not isinstance(saved, dict):
+        return  # written before runs recorded their data
+    for split in ("train", "test"):
+        if saved.get(split) != prints[split]:
+            raise XmodalError(
+                f"--resume: the {split}ing data of {data!r} differ from those the run in {run} started with "
+                f"(fingerprint {prints[split]} vs {saved.get(split)}); resume with the same data, or choose "
+                "another --out"
+            )
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit on DATA and write a run folder (after tuning the settings with --tune)."""
-    from xmodal.estimator import CrossModalEstimator
-    from xmodal.evaluate import metrics_for
-
     cfg = _settings(args)
     tune_kwargs = _tune_kwargs(args) if args.tune else None
+    if args.out:
+        _check_out(Path(args.out))
     ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
     cfg = cfg.replace(task=ds.task)
+
+    from xmodal.estimator import CrossModalEstimator
+    from xmodal.files import json_dumps, write_json
+    from xmodal.runlock import RunLock
+
     est = CrossModalEstimator(**cfg.to_dict())
     strategy = est.resolve_strategy()  # a conflict with --align/--mode stops here, before anything is written
     shown = cfg.strategy if cfg.strategy == "auto" else strategy.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{shown}-{stamp}"
-    if (run / "checkpoints").exists() and not args.resume:
-        raise XmodalError(
-            f"run folder {run} already holds a run; pass --resume to continue it, or choose another --out"
-        )
-    run.mkdir(parents=True, exist_ok=True)
-    print(ds.summary())
-    X_train, y_train = ds.fit_inputs(ds.X_train), _named_labels(ds, ds.y_train)
-    if tune_kwargs is not None:
-        from xmodal.tuning import tune
+    prints = _data_fingerprints(ds)
+    with RunLock(run):
+        if (run / "checkpoints").exists() and not args.resume:
+            raise XmodalError(
+                f"run folder {run} already holds a run; pass --resume to continue it, or choose another --out"
+            )
+        if args.resume:
+            _check_resume_data(run, prints, args.data)
+        print(ds.summary())
+        X_train, y_train = ds.fit_inputs(ds.X_train), _named_labels(ds, ds.y_train)
+        if tune_kwargs is not None:
+            from xmodal.tuning import tune
 
-        res = tune(X_train, y_train, cfg, out=run / "tune", progress=not args.quiet, **tune_kwargs)
-        _print_tuning(res)
-        cfg = res.best_config
-        est = CrossModalEstimator(**cfg.to_dict())
-    if cfg.strategy == "auto":
-        print(f"strategy: auto (chooses among {', '.join(cfg.candidates)} on {cfg.validation:g} of the training data)")
-    else:
-        print(f"strategy: {strategy.name} (align={strategy.align}, mode={strategy.mode}, "
-              f"embedder init={strategy.embedder_init})")
-    cfg.save(run / "run_config.yaml", header=f"the settings of this run (xmodal fit {args.data} --config THIS)")
-    # what runs, resolved: the strategy's name, aligner, mode and embedder init
-    config = {"data": args.data, "dataset": ds.name, **est.get_params(), **strategy.to_dict()}
-    config["strategy"] = config.pop("name") if cfg.strategy != "auto" else "auto"
-    (run / "config.json").write_text(json.dumps(config, indent=1, default=list))
-    est.fit(X_train, y_train, checkpoint_dir=run / "checkpoints")
-    est.save(run / "model")
-    if "encoding" in ds.meta:  # a CSV: predict/evaluate re-encode new tables with the training columns
-        (run / "model" / TABLE_ENCODING).write_text(json.dumps(ds.meta["encoding"], indent=1))
-    with open(run / "log.jsonl", "w") as log:
-        for rec in est.report_.align.get("history", []):
-            log.write(json.dumps({"stage": "align", **rec}) + "\n")
-        for rec in est.report_.finetune:
-            log.write(json.dumps({"stage": "finetune", **rec}) + "\n")
-    history = est.report_.align.get("history", [])
-    if history and "distance" in history[0]:
-        from xmodal.align.distance import save_curve
+            res = tune(X_train, y_train, cfg, out=run / "tune", progress=not args.quiet, **tune_kwargs)
+            _print_tuning(res)
+            cfg = res.best_config
+            est = CrossModalEstimator(**cfg.to_dict())
+        if cfg.strategy == "auto":
+            print(f"strategy: auto (chooses among {', '.join(cfg.candidates)} on {cfg.validation:g} of the "
+                  "training data)")
+        else:
+            print(f"strategy: {strategy.name} (align={strategy.align}, mode={strategy.mode}, "
+                  f"embedder init={strategy.embedder_init})")
+        cfg.save(run / "run_config.yaml", header=f"the settings of this run (xmodal fit {args.data} --config THIS)")
+        # what runs, resolved: the strategy's name, aligner, mode and embedder init
+        config = {"data": args.data, "dataset": ds.name, "data_fingerprint": prints, **est.get_params(),
+                  **strategy.to_dict()}
+        config["strategy"] = config.pop("name") if cfg.strategy != "auto" else "auto"
+        write_json(run / "config.json", config)
+        est.fit(X_train, y_train, checkpoint_dir=run / "checkpoints")
+        est.save(run / "model")
+        if "encoding" in ds.meta:  # a CSV: predict/evaluate re-encode new tables with the training columns
+            write_json(run / "model" / TABLE_ENCODING, ds.meta["encoding"])
+        lines = [json_dumps({"stage": "align", **rec}) for rec in est.report_.align.get("history", [])]
+        lines += [json_dumps({"stage": "finetune", **rec}) for rec in est.report_.finetune]
+        atomic_write_text(run / "log.jsonl", "".join(line + "\n" for line in lines))
+        history = est.report_.align.get("history", [])
+        if history and "distance" in history[0]:
+            from xmodal.align.distance import save_curve
 
-        save_curve(history, str(run / "align_curve.png"), title=f"{ds.name}: stage 2 ({est.report_.strategy['align']})")
-    metrics: dict[str, Any] = {"strategy": est.report_.strategy, "seconds": est.report_.seconds,
-                               "train_samples": len(ds.X_train), "settings": est.report_.settings,
-                               "validation": est.report_.validation}
-    if "final_distance" in est.report_.align:
-        metrics["align"] = {k: est.report_.align[k] for k in ("objective", "proxy", "initial_distance",
-                                                              "final_distance", "stopped_early")}
-    if ds.X_test is not None:
-        t0 = time.perf_counter()
-        metrics["test"] = est.evaluate(ds.fit_inputs(ds.X_test), _named_labels(ds, ds.y_test), metrics_for(est.task_))
-        metrics["seconds"]["evaluate"] = time.perf_counter() - t0
-        metrics["test_samples"] = len(ds.X_test)
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            save_curve(history, str(run / "align_curve.png"),
+                       title=f"{ds.name}: stage 2 ({est.report_.strategy['align']})")
+        metrics: dict[str, Any] = {"strategy": est.report_.strategy, "seconds": est.report_.seconds,
+                                   "train_samples": len(ds.X_train), "settings": est.report_.settings,
+                                   "validation": est.report_.validation}
+        if "final_distance" in est.report_.align:
+            metrics["align"] = {k: est.report_.align[k] for k in ("objective", "proxy", "initial_distance",
+                                                                  "final_distance", "stopped_early")}
+        if ds.X_test is not None:
+            from xmodal.evaluate import metrics_for
+
+            t0 = time.perf_counter()
+            metrics["test"] = est.evaluate(ds.fit_inputs(ds.X_test), _named_labels(ds, ds.y_test),
+                                           metrics_for(est.task_))
+            metrics["seconds"]["evaluate"] = time.perf_counter() - t0
+            metrics["test_samples"] = len(ds.X_test)
+        write_json(run / "metrics.json", metrics)
     _print_metrics(metrics, run)
     return 0
 
@@ -288,6 +351,10 @@ def _read_inputs(source: str, target: str | None, encoding: dict | None = None) 
     if not path.exists():
         raise XmodalError(f"input file {source} does not exist")
     suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        from xmodal.data.readers import check_numpy_file
+
+        check_numpy_file(path)
     if suffix == ".npy":
         try:
             return np.load(path, allow_pickle=False)
@@ -323,8 +390,15 @@ def _hint_target_column(X: np.ndarray, est: Any, args: argparse.Namespace) -> No
         )
 
 
+def _check_model_folder(path: str) -> None:
+    """The cheap check of ``xmodal.load`` (a folder with config.json), made before torch loads."""
+    if not (Path(path) / "config.json").is_file():
+        raise XmodalError(f"{path} holds no xmodal model (config.json missing); pass a saved model folder (RUN/model)")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict with a saved model."""
+    _check_model_folder(args.model)
     from xmodal.estimator import load
 
     est = load(args.model, device=args.device)
@@ -348,6 +422,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a saved model on labelled data (the test split of DATA)."""
+    _check_model_folder(args.model)
     from xmodal.estimator import load
 
     est = load(args.model, device=args.device)
@@ -430,16 +505,23 @@ def _add_csv_args(p: argparse.ArgumentParser) -> None:
                    help="CSV: fill missing numeric cells with the training column's median (default: none = error)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``error: …``, exit status 2 (argparse prints the usage too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``xmodal`` argument parser."""
     from xmodal.tuning import DEFAULT_BUDGET
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xmodal",
         description="Adapt pretrained transformers to tasks in other modalities (ORCA/MoNA align-then-refine).",
         epilog="Start with `xmodal demo`; then `xmodal fit gunpoint --epochs 30 --max-tokens 64`.",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("fit", help="fit a model on a dataset and write a run folder",
                        description="Build, align and fine-tune a model on DATA; writes RUN/config.json, "
@@ -544,7 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except XmodalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # one line, whatever the message quotes (a YAML parser's or a library's multi-line reason)
+        print("error: " + " ".join(part.strip() for part in str(exc).splitlines() if part.strip()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun `xmodal fit ... --out RUN --resume` to continue from the last epoch",

@@ -84,10 +84,13 @@ def test_a_diverging_fit_is_an_error_not_a_result(tmp_path, capsys):
     assert not (run / "model").exists() and not (run / "metrics.json").exists()
 
 
-def test_a_diverging_stage_2_is_an_error(tmp_path):
+@pytest.mark.parametrize("align,stage", [("otdd", "otdd"), ("mona", "mona"), ("warmup", "warm-up")])
+def test_a_diverging_stage_2_is_an_error(tmp_path, align, stage):
     X, y = _series()
-    with pytest.raises(TrainingDiverged, match=r"stage 2 \(otdd\) diverged"):
-        CrossModalEstimator(**TINY, align="otdd", align_epochs=3, align_lr=1e30, source_size=100).fit(X, y)
+    est = CrossModalEstimator(**TINY, align=align, align_epochs=3, align_lr=1e30, source_size=100,
+                              align_options={"source_pool": 16, "source_batch": 8} if align == "mona" else None)
+    with pytest.raises(TrainingDiverged, match=rf"stage 2 \({stage}\) diverged"):
+        est.fit(X, y, checkpoint_dir=tmp_path)
 
 
 def test_a_model_folder_with_non_finite_weights_is_refused(tmp_path):

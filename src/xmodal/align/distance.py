@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -134,7 +135,7 @@ class DistanceAligner(Aligner):
             objective.load_state_dict(state)
         else:
             first = objective.value(embed_features(model, X_curve, device), labels_curve)
-            _check_finite(first, "distance", stage, 0, 0, lr, "before its first step")
+            _check_finite(first, "distance", stage, 1, 0, lr, None)
             history, best = [{"epoch": 0, "distance": first}], first
         model.embedder.train()
         done = bool(cfg.patience and stale >= cfg.patience)  # a resumed run that had already stopped early
@@ -149,21 +150,20 @@ class DistanceAligner(Aligner):
                         feats = model.embed(X[idx].to(device)).mean(dim=1)
                     lr_now = opt.param_groups[0]["lr"]
                     if not bool(torch.isfinite(feats).all()):  # the embedder itself has diverged
-                        raise diverged(stage, epoch + 1, step + 1, "embedded features", lr_now, _kept(cfg, epoch))
+                        raise diverged(stage, epoch + 1, step + 1, "embedded features", lr_now, cfg.checkpoint)
                     loss = objective.loss(feats.float(), labels_dev[idx.to(device)])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    _check_finite(float(loss.detach()), "loss", stage, epoch + 1, step + 1, lr_now, _kept(cfg, epoch))
+                    _check_finite(float(loss.detach()), "loss", stage, epoch + 1, step + 1, lr_now, cfg.checkpoint)
                     opt.step()
                 sched.step()
                 tc = time.perf_counter()
                 curve_feats = embed_features(model, X_curve, device)
                 if not bool(torch.isfinite(curve_feats).all()):
-                    raise diverged(stage, epoch + 1, cfg.steps_per_epoch, "embedded features", lr_now,
-                                   _kept(cfg, epoch))
+                    raise diverged(stage, epoch + 1, cfg.steps_per_epoch, "embedded features", lr_now, cfg.checkpoint)
                 value = objective.value(curve_feats, labels_curve)
                 _check_finite(value, "distance", stage, epoch + 1, cfg.steps_per_epoch, opt.param_groups[0]["lr"],
-                              _kept(cfg, epoch))
+                              cfg.checkpoint)
                 now = time.perf_counter()
                 history.append({"epoch": epoch + 1, "distance": value, "loss": float(loss.detach()),
                                 "lr": opt.param_groups[0]["lr"], "seconds": now - te, "curve_seconds": now - tc})
@@ -195,16 +195,10 @@ class DistanceAligner(Aligner):
         }
 
 
-def _kept(cfg: AlignConfig, epoch: int) -> str:
-    """What a diverged stage 2 leaves behind (for the error message)."""
-    if cfg.checkpoint is not None and epoch > 0:
-        return f"the checkpoint {cfg.checkpoint} keeps epoch {epoch}"
-    return "no epoch of this stage had finished"
-
-
-def _check_finite(value: float, what: str, stage: str, epoch: int, step: int, lr: float, saved: str) -> None:
+def _check_finite(value: float, what: str, stage: str, epoch: int, step: int, lr: float,
+                  checkpoint: Path | None) -> None:
     if not math.isfinite(value):
-        raise diverged(stage, epoch, step, what, lr, saved)
+        raise diverged(stage, epoch, step, what, lr, checkpoint)
 
 
 def _make(name: str, objective: str, doc: str, options: dict | None = None) -> type[DistanceAligner]:

@@ -221,9 +221,8 @@ class MonaAligner(Aligner):
                     l_u = uniformity_loss(z, float(opt_["temperature"]))
                     total = l_t.float() + float(opt_["lam"]) * (l_a + l_u)
                     if not bool(torch.isfinite(total.detach())):
-                        saved = (f"the checkpoint {cfg.checkpoint} keeps epoch {epoch}"
-                                 if cfg.checkpoint is not None and epoch > 0 else "no epoch of this stage had finished")
-                        raise diverged("stage 2 (mona)", epoch + 1, step + 1, "loss", opt.param_groups[0]["lr"], saved)
+                        raise diverged("stage 2 (mona)", epoch + 1, step + 1, "loss", opt.param_groups[0]["lr"],
+                                       cfg.checkpoint)
                     with sdpa_kernel([SDPBackend.MATH]):
                         grads = torch.autograd.grad(total, outer, allow_unused=True)
                     for p, g in zip(outer, grads, strict=True):

@@ -66,11 +66,14 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def diverged(stage: str, epoch: int, step: int, what: str, lr: float, saved: str) -> TrainingDiverged:
-    """The error a stage raises when its loss or gradient norm stops being finite."""
+def diverged(stage: str, epoch: int, step: int, what: str, lr: float, checkpoint: Path | None) -> TrainingDiverged:
+    """The error a stage raises when its ``what`` (loss, gradient norm, …) stops being finite at 1-based
+    ``epoch`` and ``step``; ``checkpoint`` is the stage's checkpoint file, which keeps the epoch before."""
+    kept = (f"the checkpoint {checkpoint} keeps epoch {epoch - 1}" if checkpoint is not None and epoch > 1
+            else "no epoch of this stage had finished")
     return TrainingDiverged(
         f"{stage} diverged: the {what} became non-finite at epoch {epoch}, optimiser step {step} (lr {lr:.3g}); "
-        f"{saved}. Try a smaller learning rate (e.g. a tenth), gradient clipping, or tuning (`xmodal tune`)"
+        f"{kept}. Try a smaller learning rate (e.g. a tenth), gradient clipping, or tuning (`xmodal tune`)"
     )
 
 
@@ -153,9 +156,7 @@ def train_loop(
         if first_loss or first_grad:
             what, at = (("loss", first_loss) if first_loss and (not first_grad or first_loss <= first_grad)
                         else ("gradient norm", first_grad))
-            saved = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint is not None and epoch > 0
-                     else "no epoch of this stage had finished")
-            raise diverged(desc, epoch + 1, at, what, optimizer.param_groups[0]["lr"], saved)
+            raise diverged(desc, epoch + 1, at, what, optimizer.param_groups[0]["lr"], checkpoint)
         record = {
             "epoch": epoch + 1,
             "loss": float(total_loss) / max(seen, 1),

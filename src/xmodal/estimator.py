@@ -206,15 +206,19 @@ class CrossModalEstimator(BaseEstimator):
             X, y: training inputs and targets (see the class docstring for layouts).
             validation_data: ``(X_val, y_val)`` to score the run on instead of holding out
                 ``validation`` of ``(X, y)``; the model is then trained on all of ``(X, y)`` once.
-            checkpoint_dir: the aligned embedder and every fine-tuning epoch are saved here (validation
-                runs in ``validation-<strategy>/`` below it), and a rerun with the same arguments resumes
-                where the last one stopped (losing at most the current epoch).
+            checkpoint_dir: every stage-2 and stage-3 epoch is saved here (validation runs in
+                ``validation-<strategy>/`` below it), and a rerun with the same arguments resumes where
+                the last one stopped, losing at most the current epoch, to the weights an uninterrupted
+                run would have. The folder is locked while the fit runs (a second fit into it is refused),
+                and a rerun with other data or settings is refused, naming what differs.
             on_epoch: called with each fine-tuning epoch's record (``epoch``, ``loss``, ``lr``,
                 ``seconds``, ``val_<metric>`` on validation runs, ``run``: the run's label); it may raise
                 to stop the fit (a tuner pruning a trial does).
 
         Raises:
             XmodalError: bad data or settings, named with the fix.
+            TrainingDiverged: a stage's loss, gradient norm or features stopped being finite (a subclass
+                of :class:`XmodalError`; the checkpoint folder keeps the last finite epoch).
         """
         t_start = time.perf_counter()
         cfg = self.config()

@@ -212,7 +212,7 @@ def test_refuses_non_integer_labels_for_classification(tmp_path):
 
 
 def test_refuses_single_class(tmp_path):
-    with pytest.raises(XmodalError, match=r"single class"):
+    with pytest.raises(XmodalError, match=r"one class"):
         read_npz(_npz(tmp_path, X_train=rng.normal(size=(5, 3)), y_train=np.zeros(5, dtype=int)))
 
 
@@ -405,3 +405,24 @@ def test_write_npz_needs_npz_suffix(tmp_path):
     ds = Dataset("d", "classification", np.zeros((2, 1, 2), np.float32), np.array([0, 1]))
     with pytest.raises(XmodalError, match=r"ending in \.npz"):
         write_npz(tmp_path / "d.npy", ds)
+
+
+def test_whole_number_quantities_are_regression_and_few_codes_stay_classes(tmp_path):
+    """scikit-learn's diabetes table as a user writes it to CSV: 214 whole-number targets in 442 rows."""
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    path = tmp_path / "diabetes.csv"
+    lines = [",".join([f"f{i}" for i in range(10)] + ["target"])]
+    lines += [",".join(f"{v:.6f}" for v in row) + f",{t:.1f}" for row, t in zip(X, y, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="214 distinct whole numbers.*task='classification'"):
+        ds = read_csv(path, test_size=0.2)
+    assert ds.task == "regression" and len(ds.X_test) == 89
+    codes = tmp_path / "codes.csv"
+    codes.write_text("a,b,label\n" + "".join(f"{i},{i % 7},{i % 3}\n" for i in range(30)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clear case: no warning
+        assert read_csv(codes).task == "classification"

@@ -134,6 +134,7 @@ def _worker(data: Path, space: Path, url: str, out: Path, trials: int) -> subpro
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgresql_study_and_a_killed_one_loses_only_its_trial(tmp_path, data_npz, postgres):
     import optuna
     from optuna.trial import TrialState

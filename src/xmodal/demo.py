@@ -60,7 +60,7 @@ def run_demo(
         est = CrossModalEstimator(strategy=strategy, verbose=verbose, **settings)
         est.fit(ds.fit_inputs(ds.X_train), ds.y_train)
         t0 = time.perf_counter()
-        metric = est.score(ds.fit_inputs(ds.X_test), ds.y_test)
+        metric = est.score(ds.fit_inputs(ds.X_test), ds.y_test, metric=est.model_.kind.default_metric)
         secs = dict(est.report_.seconds, evaluate=time.perf_counter() - t0)
         rows.append({"method": label, "strategy": strategy, "metric": metric, "seconds": secs,
                      "final_train_loss": est.report_.finetune[-1]["loss"] if est.report_.finetune else None})

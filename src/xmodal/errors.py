@@ -18,3 +18,10 @@ class TrainingDiverged(XmodalError):
     The message names the stage, epoch and step and what to try; the run's checkpoint folder keeps
     the last checkpoint written before the divergence.
     """
+
+
+class InputTypeError(XmodalError, TypeError):
+    """Input values of a type xmodal cannot read as numbers (e.g. a dict inside an object array).
+
+    Also a :class:`TypeError`, as NumPy and scikit-learn raise for such values.
+    """

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import DataConversionWarning, NotFittedError
+from sklearn.utils.metaestimators import available_if
 
 from xmodal.align import AlignConfig
 from xmodal.config import PARAMS, RunConfig, default_of
@@ -43,7 +45,7 @@ from xmodal.train.checkpoint import atomic_save_tensors, check_run_key
 from xmodal.train.config import TrainConfig
 from xmodal.train.loop import predict_raw, resolve_device, train_loop
 
-__all__ = ["CrossModalEstimator", "FitReport", "load", "encode_class_labels", "NotLearnedWarning"]
+__all__ = ["CrossModalEstimator", "FitReport", "load", "encode_class_labels", "NotLearnedWarning", "NotFitted"]
 
 _FORMAT_VERSION = 1
 
@@ -89,6 +91,12 @@ class _Run:
     score: float | None = None
     init: dict[str, Any] | None = None
     baseline: float | None = None
+
+
+def _has_probabilities(est: CrossModalEstimator) -> bool:
+    """``predict_proba`` exists for classification and multi-label tasks (and ``task="auto"`` until fit)."""
+    task = getattr(est, "task_", est.task)
+    return task == "auto" or get_task_kind(task).probabilistic
 
 
 def _signature() -> inspect.Signature:
@@ -145,10 +153,21 @@ class CrossModalEstimator(BaseEstimator):
         return RunConfig.from_dict(self.get_params()).validate()
 
     def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: a classifier or regressor when ``task`` says so (``"auto"``: neither, as the
+        kind is known only from ``y``); deterministic on CPU; inputs may be 2-D tables or N-D arrays."""
+        from sklearn.utils import ClassifierTags, RegressorTags
+
         tags = super().__sklearn_tags__()
-        kind = {"classification": "classifier", "multilabel": "classifier", "regression": "regressor"}
-        tags.estimator_type = kind.get(self.task)
+        if self.task in ("classification", "multilabel"):
+            tags.estimator_type = "classifier"
+            tags.classifier_tags = ClassifierTags(multi_class=True, multi_label=self.task == "multilabel")
+        elif self.task == "regression":
+            tags.estimator_type = "regressor"
+            tags.regressor_tags = RegressorTags()
+            tags.target_tags.multi_output = True  # (N, K) targets
         tags.non_deterministic = False
+        tags.input_tags.two_d_array = True
+        tags.target_tags.required = True
         return tags
 
     def resolve_strategy(self) -> Strategy:
@@ -223,7 +242,10 @@ class CrossModalEstimator(BaseEstimator):
         t_start = time.perf_counter()
         cfg = self.config()
         strategies = self._strategies(cfg)
+        X, y = _as_array(X), _as_array(y)  # lists and array-likes → arrays, once (check_Xy says what is wrong)
         tabular = cfg.spatial_dims is None and np.ndim(X) == 2
+        if cfg.task == "classification":
+            y = _column_to_1d(y)
         y, classes = encode_class_labels(y, cfg.task)
         Xc, yc, task, k = check_Xy(X, y, cfg.task if classes is None else "classification", cfg.spatial_dims)
         kind = get_task_kind(task)
@@ -331,12 +353,13 @@ class CrossModalEstimator(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
-            raise XmodalError("this estimator is not fitted yet; call fit(X, y) or xmodal.load(folder) first")
+            raise NotFitted("this estimator is not fitted yet; call fit(X, y) or xmodal.load(folder) first")
 
     def _raw(self, X: Any) -> torch.Tensor:
         self._check_fitted()
+        X = _as_array(X)
         Xc = check_X(X, self.spatial_dims)
-        check_same_layout(Xc, self.model_.spec.sample_shape)
+        check_same_layout(Xc, self.model_.spec.sample_shape, given_ndim=np.ndim(X), who=type(self).__name__)
         device = resolve_device(self.device)
         return predict_raw(self.model_, torch.from_numpy(Xc), 64, device, self.precision)
 
@@ -350,13 +373,16 @@ class CrossModalEstimator(BaseEstimator):
         return values
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predictions in the layout ``y`` was given in: labels ``(N,)``, 0/1 ``(N, K)``, values, or maps."""
+        """Predictions in the layout ``y`` was given in: labels ``(N,)``, 0/1 ``(N, K)``, values (float64), or maps."""
         out = self._raw(X)
         pred = self.model_.kind.predict(self.model_.decode(out))
         if getattr(self, "classes_", None) is not None:
             return self.classes_[pred.numpy()]
-        return self._user_layout(pred.numpy())
+        out = self._user_layout(pred.numpy())
+        # per-sample regression values come back in float64, as scikit-learn's regressors return them
+        return out.astype(np.float64) if self.model_.kind.name == "regression" else out
 
+    @available_if(_has_probabilities)
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: ``(N, K)`` (softmax or per-label sigmoid) or ``(N, K, *S)`` for dense."""
         self._check_fitted()
@@ -368,8 +394,9 @@ class CrossModalEstimator(BaseEstimator):
         """Metrics (default: the task's) of the model on ``(X, y)``, targets in user units."""
         self._check_fitted()
         y = self._label_indices(y)
+        X = _as_array(X)
         Xc, yc, _, _ = check_Xy(X, y, self.task_, self.spatial_dims, min_classes=1)
-        check_same_layout(Xc, self.model_.spec.sample_shape)
+        check_same_layout(Xc, self.model_.spec.sample_shape, given_ndim=np.ndim(X), who=type(self).__name__)
         kind = self.model_.kind
         if kind.name == "multilabel":
             if yc.shape[1] != self.n_outputs_:
@@ -403,10 +430,17 @@ class CrossModalEstimator(BaseEstimator):
             )
         return idx
 
-    def score(self, X: Any, y: Any, metric: str | None = None) -> float:
-        """The task's metric (or ``metric``) on ``(X, y)``: accuracy, mAP, MSE or relative L2 by default."""
+    def score(self, X: Any, y: Any, sample_weight: Any = None, metric: str | None = None) -> float:
+        """scikit-learn's score, higher is better: accuracy for classification (pixel accuracy for dense),
+        mAP for multi-label, R² for regression (over every position for dense regression).
+
+        ``metric`` names another metric; :meth:`evaluate` gives the task's reported ones (MSE, relative L2, …).
+        ``sample_weight`` is not supported (``None`` only).
+        """
         self._check_fitted()
-        name = metric or self.model_.kind.default_metric
+        if sample_weight is not None:
+            raise XmodalError("score() does not support sample_weight; pass sample_weight=None")
+        name = metric or self.model_.kind.score_metric
         return self.evaluate(X, y, [name])[name]
 
     # ------------------------------------------------------------------ persistence
@@ -450,6 +484,33 @@ class CrossModalEstimator(BaseEstimator):
         if hasattr(self, "report_") and self.report_.strategy:
             return {k: self.report_.strategy[k] for k in ("name", "align", "mode", "embedder_init")}
         return resolve_strategy(self.strategy, self.align, self.mode).to_dict()
+
+
+class NotFitted(XmodalError, NotFittedError):
+    """``predict``/``score``/``save`` before ``fit``: an :class:`XmodalError` that is also scikit-learn's
+    :class:`~sklearn.exceptions.NotFittedError`."""
+
+
+def _as_array(a: Any) -> Any:
+    """``a`` as a NumPy array when it converts cleanly (lists, array-likes); else unchanged, so that
+    :func:`~xmodal.data.validation.check_Xy` reports what is wrong with it (sparse, ragged, ``None``)."""
+    if a is None or isinstance(a, np.ndarray) or hasattr(a, "tocsr"):
+        return a
+    try:
+        return np.asarray(a)
+    except (TypeError, ValueError):
+        return a
+
+
+def _column_to_1d(y: Any) -> Any:
+    """A column vector ``(N, 1)`` of targets becomes ``(N,)`` with scikit-learn's DataConversionWarning
+    (as its estimators do); every other ``y`` is returned as given."""
+    shape = getattr(y, "shape", None)
+    if shape is not None and len(shape) == 2 and shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected; y is read as y.ravel()",
+                      DataConversionWarning, stacklevel=3)
+        return np.asarray(y).ravel()
+    return y
 
 
 class NotLearnedWarning(UserWarning):
@@ -631,8 +692,12 @@ def encode_class_labels(y: Any, task: str = "auto") -> tuple[Any, np.ndarray | N
         return idx.astype(np.int64), classes
     if ya.dtype.kind not in "iuf" or not np.isfinite(ya).all():
         return y, None
-    if task == "auto" and infer_task_kind(ya, ()) != "classification":
-        return y, None
+    if task == "auto":
+        with warnings.catch_warnings():  # check_Xy makes the same guess and warns once
+            warnings.simplefilter("ignore", UserWarning)
+            guess = infer_task_kind(ya, ())
+        if guess != "classification":
+            return y, None
     if task == "classification" and not np.all(np.mod(ya, 1) == 0):
         return y, None  # check_Xy explains why fractional labels are refused
     classes, idx = np.unique(ya, return_inverse=True)

@@ -683,7 +683,9 @@ def read_csv(
     # the training rows only
     split = None
     if test_size is not None:
-        name = task if task != "auto" else infer_task_kind(y, (len(columns),))
+        if task == "auto":
+            task = infer_task_kind(y, (len(columns),))  # guessed on every row, once (a close call warns once)
+        name = task
         split = _split(np.arange(len(y)), y, float(test_size), seed, stratify=name in _CLASSIFICATION_KINDS)[:2]
     X, features, encoding = encode_table(cells, columns, str(p), encoding, line, impute,
                                          fit_rows=None if split is None else split[0])
@@ -713,8 +715,9 @@ def _split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: 
     except ValueError as exc:
         raise XmodalError(
             f"cannot hold out test_size={test_size} of {len(y)} samples"
-            f"{' stratified by class' if stratify else ''} ({exc}); "
-            "use a larger data set, a different test_size, or pass test_path"
+            f"{' stratified by class' if stratify else ''} ({exc}); use a larger data set or another "
+            "--test-size, give a separate test file (--test FILE; test_path= in Python)"
+            f"{', or --task regression if the target is a quantity, not a class' if stratify else ''}"
         ) from exc
 
 

@@ -40,6 +40,9 @@ class TaskKind:
     name: ClassVar[str]
     dense: ClassVar[bool] = False
     default_metric: ClassVar[str]
+    #: the metric of ``score`` (scikit-learn's convention: higher is better; accuracy for classifiers, R² for
+    #: regressors); ``default_metric`` stays the task's reported metric (MSE, relative L2, …)
+    score_metric: ClassVar[str]
     #: Whether outputs have a class axis the user reads as probabilities.
     probabilistic: ClassVar[bool] = False
     #: Whether targets are standardised before training (regression kinds).
@@ -113,8 +116,8 @@ def _integer_labels(y: np.ndarray, what: str) -> np.ndarray:
         if np.all(np.equal(np.mod(y, 1), 0)):
             return y.astype(np.int64)
     raise XmodalError(
-        f"{what} must be integer class indices 0..K-1, got dtype {y.dtype} with non-integer values; "
-        "encode labels with sklearn.preprocessing.LabelEncoder, or use task='regression'"
+        f"Unknown label type: continuous. {what} must be integer class indices 0..K-1, got dtype {y.dtype} with "
+        "non-integer values; encode labels with sklearn.preprocessing.LabelEncoder, or use task='regression'"
     )
 
 
@@ -128,7 +131,7 @@ def _check_class_range(y: np.ndarray, what: str, min_classes: int = 2) -> int:
     present = np.unique(y)
     if present.size < min_classes:
         raise XmodalError(
-            f"{what} has a single class ({int(present[0])}); a classifier needs at least two classes"
+            f"{what} has one class ({int(present[0])}); a classifier needs at least two classes"
         )
     return k
 
@@ -139,6 +142,7 @@ class Classification(TaskKind):
 
     name = "classification"
     default_metric = "accuracy"
+    score_metric = "accuracy"
     probabilistic = True
 
     def check_targets(
@@ -173,6 +177,7 @@ class MultiLabel(TaskKind):
 
     name = "multilabel"
     default_metric = "map"
+    score_metric = "map"
     probabilistic = True
 
     def check_targets(
@@ -208,6 +213,7 @@ class Regression(TaskKind):
 
     name = "regression"
     default_metric = "mse"
+    score_metric = "r2"
     standardise_targets = True
 
     def check_targets(
@@ -247,6 +253,7 @@ class DenseClassification(TaskKind):
     name = "dense-classification"
     dense = True
     default_metric = "accuracy"
+    score_metric = "accuracy"
     probabilistic = True
 
     def check_targets(
@@ -277,6 +284,7 @@ class DenseRegression(TaskKind):
     name = "dense-regression"
     dense = True
     default_metric = "rel_l2"
+    score_metric = "r2"
     standardise_targets = True
 
     def check_targets(
@@ -299,13 +307,27 @@ class DenseRegression(TaskKind):
         return F.mse_loss(_up(out), y)
 
 
+#: integer-valued targets with at most this many distinct values are taken as classes
+MAX_GUESSED_CLASSES = 50
+#: more guessed classes than this, or integer-valued targets taken as regression, come with a warning
+CLOSE_CALL_CLASSES = 20
+
+
 def infer_task_kind(y: np.ndarray, spatial: tuple[int, ...]) -> str:
     """Guess the task kind from targets ``y`` and the inputs' spatial shape ``S``.
 
-    ``y`` whose trailing axes equal ``S`` is dense (integer ``(N, *S)`` → dense-classification,
-    otherwise dense-regression). ``(N,)`` integer targets, or float targets holding at most 50
-    distinct whole numbers, are classification; a 0/1 ``(N, K)`` matrix is multilabel; anything
-    else numeric is regression. Pass ``task=`` explicitly where this guess is wrong.
+    * ``y`` whose trailing axes equal ``S`` is dense (integer ``(N, *S)`` → dense-classification,
+      otherwise dense-regression).
+    * ``(N,)`` targets that are integer-valued (an integer dtype, or floats that are all whole
+      numbers) are classification when they have ``K ≤ 50`` distinct values (:data:`MAX_GUESSED_CLASSES`),
+      or when they are exactly the codes ``0..K-1`` of more classes with ``K ≤ N/2`` (two samples per
+      class on average). Other integer-valued targets — counts, ages, scores with many distinct values,
+      such as scikit-learn's diabetes target (214 values in 442 rows) — are regression. Either guess
+      comes with a :class:`UserWarning` naming the other ``task=`` when it is a close call (more than
+      :data:`CLOSE_CALL_CLASSES` classes, or integer-valued targets taken as regression).
+    * A 0/1 ``(N, K)`` matrix is multilabel; anything else numeric is regression.
+
+    Pass ``task=`` (``--task``) explicitly where this guess is wrong.
     """
     y = np.asarray(y)
     if y.size == 0:
@@ -315,12 +337,26 @@ def infer_task_kind(y: np.ndarray, spatial: tuple[int, ...]) -> str:
     if nd > 0 and y.ndim > 1 and tuple(y.shape[y.ndim - nd :]) == tuple(spatial) and y.ndim <= nd + 2:
         return "dense-classification" if (integer and y.ndim == nd + 1) else "dense-regression"
     if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
-        if integer:
+        if not integer and np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all():
+            integer = bool(np.all(np.equal(np.mod(y, 1), 0)))
+        if not integer:
+            return "regression"
+        import warnings
+
+        values = np.unique(y)
+        k, n = values.size, y.shape[0]
+        codes = values[0] == 0 and values[-1] == k - 1
+        if k <= MAX_GUESSED_CLASSES or (codes and k <= n // 2):
+            if k > CLOSE_CALL_CLASSES:
+                warnings.warn(
+                    f"y holds {k} distinct whole numbers in {n} samples, taken as {k} classes; if they are "
+                    "quantities (counts, scores), pass task='regression' (--task regression)", UserWarning,
+                    stacklevel=3)
             return "classification"
-        if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all():
-            whole = bool(np.all(np.equal(np.mod(y, 1), 0)))
-            if whole and np.unique(y).size <= 50:
-                return "classification"
+        warnings.warn(
+            f"y holds {k} distinct whole numbers in {n} samples ({values[0]:g} … {values[-1]:g}), taken as a "
+            "regression target; if they are class labels, pass task='classification' (--task classification)",
+            UserWarning, stacklevel=3)
         return "regression"
     if y.ndim == 2 and np.isin(y, (0, 1)).all():
         return "multilabel"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from xmodal.data.tasks import get_task_kind, infer_task_kind
-from xmodal.errors import XmodalError
+from xmodal.errors import InputTypeError, XmodalError
 
 __all__ = ["check_X", "check_Xy", "check_same_layout"]
 
@@ -32,6 +32,9 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
     Raises:
         XmodalError: empty data, wrong rank, non-numeric values, NaN or Inf.
     """
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise XmodalError(f"A sparse matrix was passed as {name}, but dense data is required; convert it with "
+                          f"{name}.toarray() (xmodal's bodies take dense inputs)")
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
@@ -40,10 +43,16 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
         ) from exc
     if np.iscomplexobj(arr):
         raise XmodalError(
-            f"{name} has complex dtype {arr.dtype}; pass real values (e.g. stack real and imaginary "
-            "parts as two channels)"
+            f"Complex data not supported: {name} has complex dtype {arr.dtype}; pass real values (e.g. stack "
+            "real and imaginary parts as two channels)"
         )
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object:  # numbers held as Python objects (e.g. from pandas): read them as floats
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(f"{name} holds values that are not numbers ({exc}); encode categorical columns "
+                                 "as numbers first") from None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise XmodalError(
             f"{name} has dtype {arr.dtype}; it must be numeric (encode categorical columns as numbers first)"
         )
@@ -60,11 +69,18 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
                 f"expected (N, *S) or (N, C, *S) with {spatial_dims} spatial axes"
             )
     elif arr.ndim == 2:
+        if arr.shape[1] == 0:
+            raise XmodalError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required; "
+                              "pass at least one feature column")
         arr = arr[:, None, :]
+    elif arr.ndim == 1:
+        raise XmodalError(f"{name} has rank 1 (shape {arr.shape}); expected {_LAYOUTS}. Reshape your data: "
+                          f"{name}.reshape(-1, 1) for one feature, {name}.reshape(1, -1) for one sample")
     elif arr.ndim not in (3, 4, 5):
         raise XmodalError(f"{name} has rank {arr.ndim} (shape {arr.shape}); expected {_LAYOUTS}")
     if any(s == 0 for s in arr.shape[1:]):
-        raise XmodalError(f"{name} has an empty axis (shape {arr.shape}); every axis needs length ≥ 1")
+        raise XmodalError(f"{name} has an empty axis: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+                          "required; every axis needs length ≥ 1")
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
         big = np.isfinite(arr) & (np.abs(arr) > np.finfo(np.float32).max)
         if big.any():
@@ -100,22 +116,30 @@ def check_Xy(
     """
     Xc = check_X(X, spatial_dims)
     if y is None:
-        raise XmodalError("y is missing; supervised fitting needs one target per sample")
+        raise XmodalError("this estimator requires y to be passed, but the target y is None; supervised fitting "
+                          "needs one target per sample")
     try:
         ya = np.asarray(y)
     except Exception as exc:
         raise XmodalError(f"y cannot be read as an array ({exc})") from exc
     if ya.ndim == 0 or ya.shape[0] == 0:
         raise XmodalError(f"y is empty (shape {ya.shape}); provide one target per sample")
+    if min_classes >= 2 and Xc.shape[0] < 2:  # fitting (scoring passes min_classes=1)
+        raise XmodalError(f"fitting needs at least 2 samples, got 1 sample (n_samples={Xc.shape[0]})")
     if ya.shape[0] != Xc.shape[0]:
         raise XmodalError(
             f"X has {Xc.shape[0]} samples but y has {ya.shape[0]}; they must have the same length"
         )
     if np.iscomplexobj(ya):
         raise XmodalError(f"y has complex dtype {ya.dtype}; split it into real and imaginary targets")
+    if ya.dtype == object:  # numbers held as Python objects: read them as numbers
+        try:
+            ya = ya.astype(np.float64)
+        except (TypeError, ValueError):
+            pass  # refused just below, with the fix
     if ya.dtype == object or not (np.issubdtype(ya.dtype, np.number) or ya.dtype == bool):
         raise XmodalError(
-            f"y has dtype {ya.dtype}; encode labels as integers 0..K-1 "
+            f"Unknown label type: y has dtype {ya.dtype}; encode labels as integers 0..K-1 "
             "(sklearn.preprocessing.LabelEncoder) or targets as numbers"
         )
     spatial = tuple(Xc.shape[2:])
@@ -125,8 +149,15 @@ def check_Xy(
     return Xc, yc, name, k
 
 
-def check_same_layout(X: np.ndarray, sample_shape: tuple[int, ...], name: str = "X") -> None:
-    """Raise unless ``X`` (canonical) has per-sample shape ``(C, *S)`` equal to ``sample_shape``."""
+def check_same_layout(X: np.ndarray, sample_shape: tuple[int, ...], name: str = "X", given_ndim: int | None = None,
+                      who: str = "the model") -> None:
+    """Raise unless ``X`` (canonical) has per-sample shape ``(C, *S)`` equal to ``sample_shape``.
+
+    ``given_ndim=2`` (the user passed a table) words a mismatch in features, as scikit-learn does.
+    """
+    if given_ndim == 2 and len(sample_shape) == 2 and X.ndim == 3 and X.shape[2] != sample_shape[1]:
+        raise XmodalError(f"{name} has {X.shape[2]} features, but {who} is expecting {sample_shape[1]} "
+                          "features as input (the training table's columns)")
     if tuple(X.shape[1:]) != tuple(sample_shape):
         raise XmodalError(
             f"{name} has per-sample shape {tuple(X.shape[1:])} but the model was built for "

@@ -115,7 +115,7 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
         with warnings.catch_warnings(record=True) as caught:  # recorded in the row, not printed per cell
             warnings.simplefilter("always", NotLearnedWarning)
             est.fit(data.fit_inputs(data.X_train), data.y_train)
-        row.update(value=float(est.score(data.fit_inputs(data.X_test), data.y_test)),
+        row.update(value=float(est.score(data.fit_inputs(data.X_test), data.y_test, metric=metric)),
                    validation=est.validation_score_,
                    not_learned=any(issubclass(w.category, NotLearnedWarning) for w in caught),
                    align_s=float(est.report_.seconds.get("align", 0.0)),

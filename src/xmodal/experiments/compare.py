@@ -152,7 +152,7 @@ def compare(
             est = CrossModalEstimator(strategy=name, seed=seed, verbose=False, **params)
             est.fit(X_train, data.y_train)
             metric = est.model_.kind.default_metric
-            value = est.score(X_test, data.y_test)
+            value = est.score(X_test, data.y_test, metric=est.model_.kind.default_metric)
             row: dict[str, Any] = {
                 "strategy": name, "seed": seed, "metric": metric, "value": float(value),
                 "validation": est.validation_score_,

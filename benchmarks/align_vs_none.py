@@ -57,7 +57,7 @@ def main() -> None:
                     body=args.body, align=align, seed=seed, verbose=False, align_epochs=args.align_epochs,
                     align_steps=args.align_steps, source_size=args.source_size, **kw,
                 ).fit(ds.fit_inputs(ds.X_train), ds.y_train)
-                scores.append(est.score(ds.fit_inputs(ds.X_test), ds.y_test))
+                scores.append(est.score(ds.fit_inputs(ds.X_test), ds.y_test, metric=est.model_.kind.default_metric))
                 s2.append(est.report_.seconds["align"])
                 s3.append(est.report_.seconds["finetune"])
                 rep = est.report_.align

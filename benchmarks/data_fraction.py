@@ -56,7 +56,8 @@ def main() -> None:
                 for strategy in scores:
                     est = CrossModalEstimator(strategy=strategy, body=args.body, seed=seed, verbose=False, **settings)
                     est.fit(ds.fit_inputs(ds.X_train[idx]), ds.y_train[idx])
-                    scores[strategy].append(est.score(ds.fit_inputs(ds.X_test), ds.y_test))
+                    metric = est.model_.kind.default_metric
+                    scores[strategy].append(est.score(ds.fit_inputs(ds.X_test), ds.y_test, metric=metric))
             sign = 1.0 if get_metric(est.model_.kind.default_metric).higher_is_better else -1.0
             gains = [sign * (o - f) for o, f in zip(scores["orca"], scores["finetune"], strict=True)]
 

@@ -59,7 +59,7 @@ def main() -> None:
             est.fit(ds.fit_inputs(ds.X_train), ds.y_train)
         seconds = time.perf_counter() - t0
         metric = est.model_.kind.default_metric
-        test = est.score(ds.fit_inputs(ds.X_test), ds.y_test)
+        test = est.score(ds.fit_inputs(ds.X_test), ds.y_test, metric=est.model_.kind.default_metric)
         base = baseline(ds)
         higher = metric != "rel_l2" and metric != "mse"
         learned = "–" if base is None else ("yes" if (test > base + 1e-9 if higher else test < base - 1e-9) else "NO")

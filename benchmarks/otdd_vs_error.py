@@ -42,7 +42,7 @@ def main() -> None:
                 est = CrossModalEstimator(strategy="orca", body=args.body, seed=seed, verbose=False, align_epochs=e,
                                           **settings).fit(ds.fit_inputs(ds.X_train), ds.y_train)
                 metric = est.model_.kind.default_metric
-                value = est.score(ds.fit_inputs(ds.X_test), ds.y_test)
+                value = est.score(ds.fit_inputs(ds.X_test), ds.y_test, metric=est.model_.kind.default_metric)
                 error = 1.0 - value if get_metric(metric).higher_is_better else value
                 d = est.report_.align["final_distance"]
                 dist.append(d)

@@ -71,7 +71,7 @@ def main() -> None:
         settings = {**base, **parse_candidate(text)}
         est = CrossModalEstimator(strategy=args.strategy, seed=args.seed, verbose=False, task=ds.task, **settings)
         est.fit(X[tr], y[tr])
-        value = float(est.score(X[va], y[va]))
+        value = float(est.score(X[va], y[va], metric=est.model_.kind.default_metric))
         sec = est.report_.seconds
         print(f"| {text or 'suite settings'} | {value:.4f} | {sec.get('align', 0.0):.1f} | "
               f"{sec.get('finetune', 0.0):.1f} |", flush=True)

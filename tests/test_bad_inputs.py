@@ -58,7 +58,8 @@ def saved_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def files(tmp_path, saved_model) -> Files:
+def files(tmp_path, saved_model, monkeypatch) -> Files:
+    monkeypatch.chdir(tmp_path)  # a default run folder (runs/...) lands here
     X, y = _series()
     npz = _write_npz(tmp_path / "ok.npz", X_train=X[:16], y_train=y[:16], X_test=X[16:], y_test=y[16:])
     csv = tmp_path / "ok.csv"
@@ -317,6 +318,7 @@ def test_refused_with_one_line(files, capsys, weights_guard, make_args, match, w
             ro.chmod(0o700)
     out, err = capsys.readouterr()
     assert exit_info.value.code == 2, (out, err)
+    assert not list(Path("runs").glob("*/run_config.yaml")), "a refused run left files behind"
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert re.search(match, lines[0]), lines[0]

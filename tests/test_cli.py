@@ -68,7 +68,8 @@ def test_fit_writes_a_run_folder_then_predict_and_evaluate(tmp_path, npz, capsys
     assert all(np.isfinite(r["loss"]) for r in log)
     for name in ("config.json", "body_config.json", "model.safetensors"):
         assert (run / "model" / name).is_file(), name
-    assert (run / "checkpoints").is_dir()
+    assert (run / "learning_curve.png").is_file()
+    assert not (run / "checkpoints").exists()  # removed on success (--keep-checkpoints keeps them)
 
     # predict reads X_test from the archive (X, X_test, X_train in that order)
     pred_file = tmp_path / "pred.npy"
@@ -88,7 +89,7 @@ def test_fit_writes_a_run_folder_then_predict_and_evaluate(tmp_path, npz, capsys
     code, out, err = run_cli(capsys, "evaluate", run / "model", npz)
     assert code == 0, err
     result = json.loads(out)
-    assert result == {"accuracy": metrics["test"]["accuracy"]}
+    assert result == metrics["test"] and "scored the test split" in err  # fit's metrics, the same values
     code, out, _ = run_cli(capsys, "evaluate", run / "model", npz, "--metrics", "accuracy,macro_f1")
     assert code == 0 and set(json.loads(out)) == {"accuracy", "macro_f1"}
 
@@ -150,21 +151,52 @@ def test_csv_table_is_scaled_per_column(tmp_path, csv, capsys):
     assert spec["feature_scaling"] == "position"
 
 
-def test_rerun_needs_resume(tmp_path, npz, capsys):
+def test_a_finished_run_folder_is_not_overwritten_and_resume_has_nothing_to_do(tmp_path, npz, capsys):
     run = tmp_path / "run"
     assert run_cli(capsys, "fit", npz, *FAST, "--out", run)[0] == 0
+    before = (run / "metrics.json").read_text()
     code, _, err = run_cli(capsys, "fit", npz, *FAST, "--out", run)
-    assert code == 2 and err.startswith("error:") and "--resume" in err
-    code, _, err = run_cli(capsys, "fit", npz, *FAST, "--out", run, "--resume")
+    assert code == 2 and "finished run" in err
+    code, out, err = run_cli(capsys, "fit", npz, "--out", run, "--resume")
+    assert code == 0 and "already finished" in out, err
+    assert (run / "metrics.json").read_text() == before
+
+
+def test_an_interrupted_run_is_marked_and_resumes_from_its_folder_alone(tmp_path, npz, capsys, monkeypatch):
+    import xmodal.train.loop as loop
+
+    run = tmp_path / "run"
+    real = loop.save_checkpoint
+
+    def stop_after_epoch_1(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", stop_after_epoch_1)
+    code, _, err = run_cli(capsys, "fit", npz, *FAST, "--lr", "3e-4", "--out", run, "--keep-checkpoints")
+    assert code == 130 and "--resume" in err
+    assert json.loads((run / "FAILED.json").read_text())["error"] == "interrupted"
+    monkeypatch.setattr(loop, "save_checkpoint", real)
+    code, _, err = run_cli(capsys, "fit", npz, "--out", run)
+    assert code == 2 and "unfinished run (it stopped: interrupted)" in err and "--resume" in err
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    code, _, err = run_cli(capsys, "fit", npz, "--lr", "1e-3", "--out", run, "--resume")
+    assert code == 2 and "lr=0.001 (the run has 0.0003)" in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == files
+    code, out, err = run_cli(capsys, "fit", npz, "--out", run, "--resume")  # the folder says everything else
     assert code == 0, err
-    assert len((run / "log.jsonl").read_text().splitlines()) == 2  # restored epochs, none added
+    assert not (run / "FAILED.json").exists() and not (run / "checkpoints").exists()
+    assert json.loads((run / "config.json").read_text())["lr"] == 3e-4
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
 
 
 def test_resume_with_other_settings_is_a_clean_error(tmp_path, npz, capsys):
     run = tmp_path / "run"
-    assert run_cli(capsys, "fit", npz, *FAST, "--out", run)[0] == 0
+    assert run_cli(capsys, "fit", npz, *FAST, "--out", run, "--keep-checkpoints")[0] == 0
+    (run / "metrics.json").unlink()  # as if it had stopped before the end
     code, _, err = run_cli(capsys, "fit", npz, *FAST, "--max-tokens", "4", "--out", run, "--resume")
-    assert code == 2 and err.startswith("error:")
+    assert code == 2 and err.startswith("error:") and "max_tokens=4" in err
 
 
 def _nan_npz(tmp_path):
@@ -205,3 +237,11 @@ def test_predict_with_the_wrong_layout_exits_2(tmp_path, npz, capsys):
     missing = tmp_path / "absent.npy"
     code, _, err = run_cli(capsys, "predict", run / "model", missing, "--out", tmp_path / "p.npy")
     assert code == 2 and "does not exist" in err
+
+
+def test_evaluate_on_data_without_a_test_split_warns_that_it_scores_every_row(tmp_path, csv, capsys):
+    run = tmp_path / "run"
+    assert run_cli(capsys, "fit", csv, *FAST, "--test-size", "0.25", "--out", run)[0] == 0
+    code, out, err = run_cli(capsys, "evaluate", run / "model", csv)
+    assert code == 0 and "no test split" in err and "all its 48 rows were scored" in err
+    assert set(json.loads(out)) == set(json.loads((run / "metrics.json").read_text())["test"])

@@ -254,12 +254,66 @@ def _check_resume_data(run: Path, prints: dict[str, str | None], data: str) -> N
             )
 
 
+def _resume_settings(args: argparse.Namespace, run: Path) -> Any:
+    """``--resume``: the run's own settings (``RUN/run_config.yaml``). Options given on the command line
+    (or in ``--config``) that differ from them are refused, so a resume never changes what the run is;
+    ``--device`` and ``--quiet`` may differ."""
+    from xmodal.config import RunConfig, config_from_cli
+
+    saved = RunConfig.load(run / "run_config.yaml")
+    wanted = config_from_cli(args, base=saved, verbose=not args.quiet)
+    if getattr(args, "config", None):
+        file_cfg = RunConfig.load(args.config)
+        wanted = wanted.replace(**{k: v for k, v in file_cfg.changed().items() if k not in vars(args)})
+    have, want = saved.to_dict(), wanted.to_dict()
+    diff = [f"{k}={want[k]!r} (the run has {have[k]!r})" for k in want
+            if want[k] != have[k] and k not in ("device", "verbose")]
+    if diff:
+        raise XmodalError(f"--resume continues the run in {run} with its own settings (run_config.yaml), but "
+                          f"{', '.join(diff)}; drop those options, or start a new run with another --out")
+    return wanted
+
+
+def _run_state(run: Path) -> str:
+    """``"new"``, ``"finished"`` (a model and metrics), ``"failed"`` (marked by a failed run) or ``"started"``."""
+    if (run / "metrics.json").is_file() and (run / "model").is_dir():
+        return "finished"
+    if (run / FAILED).is_file():
+        return "failed"
+    if (run / "checkpoints").exists() or (run / "run_config.yaml").exists():
+        return "started"
+    return "new"
+
+
+def _refuse_or_report(run: Path, state: str, resume: bool) -> bool:
+    """Refuse to start over a run folder that holds a run; ``True`` when ``--resume`` finds it finished."""
+    if state == "finished":
+        if resume:
+            print(f"the run in {run} has already finished; nothing to resume (see {run / 'metrics.json'})")
+            return True
+        raise XmodalError(f"run folder {run} holds a finished run; choose another --out (or delete the folder)")
+    if state in ("failed", "started") and not resume:
+        why = ""
+        if state == "failed":
+            try:
+                why = f" (it stopped: {json.loads((run / FAILED).read_text()).get('error', '?')})"
+            except (OSError, ValueError):
+                why = " (it stopped)"
+        raise XmodalError(f"run folder {run} holds an unfinished run{why}; pass --resume to continue it from its "
+                          "last checkpoint, or choose another --out (or delete the folder to start over)")
+    return False
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit on DATA and write a run folder (after tuning the settings with --tune)."""
-    cfg = _settings(args)
-    tune_kwargs = _tune_kwargs(args) if args.tune else None
-    if args.out:
-        _check_out(Path(args.out))
+    given_out = Path(args.out) if args.out else None
+    if args.resume and given_out is None:
+        raise XmodalError("--resume needs --out RUN: the folder of the run to continue")
+    if given_out is not None:
+        _check_out(given_out)
+    resumed = args.resume and (given_out / "run_config.yaml").is_file()
+    cfg = _resume_settings(args, given_out) if resumed else _settings(args)
+    tune_kwargs = _tune_kwargs(args) if args.tune and not resumed else None
     ds = _read_data(args.data, args, cfg.task, cfg.spatial_dims)
     cfg = cfg.replace(task=ds.task)
 
@@ -271,49 +325,65 @@ def cmd_fit(args: argparse.Namespace) -> int:
     strategy = est.resolve_strategy()  # a conflict with --align/--mode stops here, before anything is written
     shown = cfg.strategy if cfg.strategy == "auto" else strategy.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run = Path(args.out) if args.out else Path("runs") / f"{ds.name}-{shown}-{stamp}"
+    run = given_out if given_out is not None else Path("runs") / f"{ds.name}-{shown}-{stamp}"
     prints = _data_fingerprints(ds)
+    from xmodal.model.bodies import resolve_body
+    from xmodal.train.loop import resolve_device
+
+    resolve_device(cfg.device)  # an absent GPU or body stops here, before the run folder is written
+    resolve_body(cfg.body)
     with RunLock(run):
-        if (run / "checkpoints").exists() and not args.resume:
-            raise XmodalError(
-                f"run folder {run} already holds a run; pass --resume to continue it, or choose another --out"
-            )
+        state = _run_state(run)
         if args.resume:
             _check_resume_data(run, prints, args.data)
+        if _refuse_or_report(run, state, args.resume):
+            return 0
         print(ds.summary())
+        if resumed:
+            print(f"resuming the run in {run} with its own settings ({run / 'run_config.yaml'})")
         X_train, y_train = ds.fit_inputs(ds.X_train), _named_labels(ds, ds.y_train)
-        if tune_kwargs is not None:
-            from xmodal.tuning import tune
+        log = _EpochLog(run / "log.jsonl", append=args.resume)
+        try:
+            if tune_kwargs is not None:
+                from xmodal.tuning import tune
 
-            res = tune(X_train, y_train, cfg, out=run / "tune", progress=not args.quiet, **tune_kwargs)
-            _print_tuning(res)
-            cfg = res.best_config
-            est = CrossModalEstimator(**cfg.to_dict())
-        if cfg.strategy == "auto":
-            print(f"strategy: auto (chooses among {', '.join(cfg.candidates)} on {cfg.validation:g} of the "
-                  "training data)")
-        else:
-            print(f"strategy: {strategy.name} (align={strategy.align}, mode={strategy.mode}, "
-                  f"embedder init={strategy.embedder_init})")
-        cfg.save(run / "run_config.yaml", header=f"the settings of this run (xmodal fit {args.data} --config THIS)")
-        # what runs, resolved: the strategy's name, aligner, mode and embedder init
-        config = {"data": args.data, "dataset": ds.name, "data_fingerprint": prints, **est.get_params(),
-                  **strategy.to_dict()}
-        config["strategy"] = config.pop("name") if cfg.strategy != "auto" else "auto"
-        write_json(run / "config.json", config)
-        est.fit(X_train, y_train, checkpoint_dir=run / "checkpoints")
+                res = tune(X_train, y_train, cfg, out=run / "tune", progress=not args.quiet, **tune_kwargs)
+                _print_tuning(res)
+                cfg = res.best_config
+                est = CrossModalEstimator(**cfg.to_dict())
+            if cfg.strategy == "auto":
+                print(f"strategy: auto (chooses among {', '.join(cfg.candidates)} on {cfg.validation:g} of the "
+                      "training data)")
+            else:
+                print(f"strategy: {strategy.name} (align={strategy.align}, mode={strategy.mode}, "
+                      f"embedder init={strategy.embedder_init})")
+            cfg.save(run / "run_config.yaml",
+                     header=f"the settings of this run (xmodal fit {args.data} --config THIS)")
+            # what runs, resolved: the strategy's name, aligner, mode and embedder init
+            config = {"data": args.data, "dataset": ds.name, "data_fingerprint": prints, **est.get_params(),
+                      **strategy.to_dict()}
+            config["strategy"] = config.pop("name") if cfg.strategy != "auto" else "auto"
+            write_json(run / "config.json", config)
+            est.fit(X_train, y_train, checkpoint_dir=run / "checkpoints", on_epoch=log.write)
+        except BaseException as exc:
+            if state == "new" and not (run / "checkpoints").exists():  # refused before training: leave nothing
+                for name in ("run_config.yaml", "config.json", "log.jsonl"):
+                    (run / name).unlink(missing_ok=True)
+            else:  # marked, so that a rerun knows to --resume; then re-raised as it was
+                what = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+                write_json(run / FAILED, {"error": what.splitlines()[0][:500] if what else type(exc).__name__,
+                                          "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+            raise
+        finally:
+            log.close()
         est.save(run / "model")
         if "encoding" in ds.meta:  # a CSV: predict/evaluate re-encode new tables with the training columns
             write_json(run / "model" / TABLE_ENCODING, ds.meta["encoding"])
         lines = [json_dumps({"stage": "align", **rec}) for rec in est.report_.align.get("history", [])]
-        lines += [json_dumps({"stage": "finetune", **rec}) for rec in est.report_.finetune]
+        lines += [json_dumps({"stage": "finetune", **rec}) for run_ in est.report_.histories
+                  for rec in run_]
         atomic_write_text(run / "log.jsonl", "".join(line + "\n" for line in lines))
-        history = est.report_.align.get("history", [])
-        if history and "distance" in history[0]:
-            from xmodal.align.distance import save_curve
-
-            save_curve(history, str(run / "align_curve.png"),
-                       title=f"{ds.name}: stage 2 ({est.report_.strategy['align']})")
+        _plot_run(est, run, ds.name)
         metrics: dict[str, Any] = {"strategy": est.report_.strategy, "seconds": est.report_.seconds,
                                    "train_samples": len(ds.X_train), "settings": est.report_.settings,
                                    "validation": est.report_.validation}
@@ -328,9 +398,50 @@ def cmd_fit(args: argparse.Namespace) -> int:
                                            metrics_for(est.task_))
             metrics["seconds"]["evaluate"] = time.perf_counter() - t0
             metrics["test_samples"] = len(ds.X_test)
+        else:
+            metrics["test_note"] = ("no test split: pass a .npz with X_test/y_test, a CSV with --test FILE or "
+                                    "--test-size 0.2, or score later with `xmodal evaluate`")
         write_json(run / "metrics.json", metrics)
+        (run / FAILED).unlink(missing_ok=True)
+        if not args.keep_checkpoints:
+            import shutil
+
+            shutil.rmtree(run / "checkpoints", ignore_errors=False)
     _print_metrics(metrics, run)
     return 0
+
+
+#: the file a failed or interrupted ``fit`` leaves in its run folder
+FAILED = "FAILED.json"
+
+
+class _EpochLog:
+    """``RUN/log.jsonl`` while the run goes: one strict-JSON line per stage-3 epoch, flushed at once."""
+
+    def __init__(self, path: Path, append: bool) -> None:
+        self._fh = open(path, "a" if append else "w")  # noqa: SIM115 (closed by close())
+
+    def write(self, record: dict) -> None:
+        from xmodal.files import json_dumps
+
+        self._fh.write(json_dumps({"stage": "finetune", **record}) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _plot_run(est: Any, run: Path, name: str) -> None:
+    """``align_curve.png`` (stage 2) and ``learning_curve.png`` (stage 3 loss and validation metric)."""
+    from xmodal.evaluate.plots import save_align_curve, save_learning_curve
+
+    history = est.report_.align.get("history", [])
+    if history and "distance" in history[0]:
+        save_align_curve(est.report_.align, run / "align_curve.png",
+                         title=f"{name}: stage 2 ({est.report_.strategy['align']})")
+    if est.report_.histories and any(est.report_.histories):
+        save_learning_curve(est.report_.runs, est.report_.histories, run / "learning_curve.png",
+                            title=f"{name}: stage 3")
 
 
 def _print_metrics(metrics: dict, run: Path) -> None:
@@ -428,11 +539,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     est = load(args.model, device=args.device)
     args.encoding = _table_encoding(args.model)
     ds = _read_data(args.data, args, est.task_, est.spatial_dims)
-    X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X_train, ds.y_train)
+    if ds.X_test is not None:
+        X, y = ds.fit_inputs(ds.X_test), ds.y_test
+        note = f"scored the test split of {args.data}: {len(ds.X_test)} rows"
+    else:
+        X, y = ds.fit_inputs(ds.X_train), ds.y_train
+        note = (f"warning: {args.data} has no test split, so all its {len(ds.X_train)} rows were scored; if the "
+                "model was fitted on these rows the score is a training score, not a test score (pass held-out "
+                "data: an .npz with X_test/y_test, or a CSV of new rows)")
     if getattr(est, "classes_", None) is not None and est.classes_.dtype.kind in "US":
         y = _named_labels(ds, y)  # a model fitted on class names is scored on names
-    names = args.metrics.split(",") if args.metrics else None
+    from xmodal.evaluate import metrics_for
+
+    names = args.metrics.split(",") if args.metrics else metrics_for(est.task_)  # fit's metric set
     result = est.evaluate(X, y, names)
+    print(note, file=sys.stderr)
     print(json.dumps(result, indent=1))
     return 0
 
@@ -529,7 +650,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "--resume to continue an interrupted run).")
     p.add_argument("data", help=_DATA_HELP)
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<strategy>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with the run's own settings")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep RUN/checkpoints after the run succeeds (default: removed; the model is in RUN/model)")
     _add_csv_args(p)
     _add_settings(p)
     _add_tune_args(p, in_fit=True)

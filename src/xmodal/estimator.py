@@ -70,10 +70,13 @@ class FitReport:
     settings: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     runs: list[dict] = field(default_factory=list)
+    #: the stage-3 history of each entry of ``runs`` (validation runs carry ``val_<metric>`` per epoch)
+    histories: list[list[dict]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "seconds": self.seconds, "align": self.align, "finetune": self.finetune,
-                "settings": self.settings, "validation": self.validation, "runs": self.runs}
+                "settings": self.settings, "validation": self.validation, "runs": self.runs,
+                "histories": self.histories}
 
 
 @dataclass(eq=False)
@@ -314,6 +317,7 @@ class CrossModalEstimator(BaseEstimator):
             if r is not final:
                 r.model = None  # only the final model is kept
         every = [*runs, *([] if any(r is final for r in runs) else [final])]
+        report.histories = [r.finetune for r in every]
         report.runs = [{"label": r.label, "strategy": r.strategy.name, "train_rows": r.n_train, "val_rows": r.n_val,
                         "score": r.score, "seconds": r.seconds} for r in every]
         report.strategy = final.strategy.to_dict()
@@ -331,7 +335,7 @@ class CrossModalEstimator(BaseEstimator):
         self.validation_score_ = best.score if best is not None else None
         self.strategy_scores_ = report.validation.get("strategy_scores", {}) if len(strategies) > 1 else {}
         self.report_ = report
-        if on_epoch is None and best is not None:
+        if best is not None:
             _warn_if_not_learned(self, best, metric)
         return self
 
@@ -580,7 +584,7 @@ class _Job:
                                       f"{align_file.with_suffix('.json').name} to redo stage 2") from exc
         else:
             align_report = aligner.run(model, X_t, y_train, align_cfg, device, s.seed, s.verbose)
-            if align_file is not None:
+            if align_file is not None and strategy.align != "none":  # no stage 2, nothing to keep
                 atomic_save_tensors(model.state_dict(), align_file)
                 atomic_write_text(ckpt_dir / "aligned.json",
                                   json_dumps({"run_key": run_key, "report": align_report}))

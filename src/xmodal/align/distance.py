@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -133,6 +132,8 @@ class DistanceAligner(Aligner):
             history, best, stale = list(extra["history"]), float(extra["best"]), int(extra["stale"])
             gen.set_state(state.pop("sampler"))
             objective.load_state_dict(state)
+            if progress and start < epochs:
+                tqdm.write(f"{stage}: resuming at epoch {start + 1} of {epochs} ({cfg.checkpoint})")
         else:
             first = objective.value(embed_features(model, X_curve, device), labels_curve)
             _check_finite(first, "distance", stage, 1, 0, lr, None)
@@ -225,23 +226,3 @@ EuclideanAligner = _make("euclidean", "euclidean", "minimise the pairwise Euclid
 TransRateAligner = _make(
     "transrate", "transrate", "maximise TransRate of the embedded target features", {"normalize": True}
 )
-
-
-def save_curve(history: list[dict], path: str, title: str = "stage 2") -> None:
-    """Draw the logged distance per epoch as a PNG (the OTDD curve of ORCA's Fig. 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = np.array([h["epoch"] for h in history])
-    dist = np.array([h["distance"] for h in history])
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    ax.plot(epochs, dist, marker="o", ms=3)
-    ax.set_xlabel("stage-2 epoch")
-    ax.set_ylabel("distance (full target set)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

@@ -204,6 +204,8 @@ class MonaAligner(Aligner):
             check_run_key(cfg.checkpoint, extra.get("run_key"), cfg.run_key)
             history = list(extra["history"])
             gen.set_state(state["sampler"])  # the global RNG (dropout) is restored by load_checkpoint
+            if progress and start < epochs:
+                tqdm.write(f"stage 2 (mona): resuming at epoch {start + 1} of {epochs} ({cfg.checkpoint})")
         model.train()
         bar = tqdm(range(start, epochs), desc="align (mona)", unit="epoch", disable=not progress, leave=False)
         try:

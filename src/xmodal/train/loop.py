@@ -122,6 +122,8 @@ def train_loop(
         start, extra, _ = load_checkpoint(Path(checkpoint), model, optimizer, scheduler)
         check_run_key(Path(checkpoint), extra.get("run_key"), run_key)
         history = list(extra.get("history", []))
+        if progress and start < cfg.epochs:
+            tqdm.write(f"{desc}: resuming at epoch {start + 1} of {cfg.epochs} ({checkpoint})")
     model.to(device)
     bar = tqdm(range(start, cfg.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:

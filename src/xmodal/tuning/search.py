@@ -44,7 +44,7 @@ from xmodal.data.tasks import get_task_kind
 from xmodal.data.validation import check_Xy
 from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
-from xmodal.estimator import CrossModalEstimator, encode_class_labels
+from xmodal.estimator import CrossModalEstimator, NotLearnedWarning, encode_class_labels
 from xmodal.evaluate.metrics import get_metric
 from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
 from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
@@ -274,7 +274,9 @@ def tune(
                 raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
 
         est = CrossModalEstimator(**cfg.to_dict())
-        est.fit(Xc, yc, validation_data=validation_data, on_epoch=on_epoch)
+        with warnings.catch_warnings():  # a trial that does not learn is scored, not announced
+            warnings.simplefilter("ignore", NotLearnedWarning)
+            est.fit(Xc, yc, validation_data=validation_data, on_epoch=on_epoch)
         return float(est.validation_score_)
 
     bar = _Progress(study, n_trials, metric.name, progress)

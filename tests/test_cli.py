@@ -176,6 +176,8 @@ def test_an_interrupted_run_is_marked_and_resumes_from_its_folder_alone(tmp_path
     code, _, err = run_cli(capsys, "fit", npz, *FAST, "--lr", "3e-4", "--out", run, "--keep-checkpoints")
     assert code == 130 and "--resume" in err
     assert json.loads((run / "FAILED.json").read_text())["error"] == "interrupted"
+    streamed = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in streamed] == [1] and np.isfinite(streamed[0]["loss"])  # written as it went
     monkeypatch.setattr(loop, "save_checkpoint", real)
     code, _, err = run_cli(capsys, "fit", npz, "--out", run)
     assert code == 2 and "unfinished run (it stopped: interrupted)" in err and "--resume" in err

@@ -284,3 +284,19 @@ def test_import_xmodal_is_lazy():
     assert "CrossModalEstimator" in dir(xmodal)
     with pytest.raises(AttributeError):
         xmodal.NoSuchThing  # noqa: B018
+
+
+def test_the_time_estimate_counts_every_planned_stage_3_step(capsys):
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    X, y = _series(n=30)
+    steps = {"n": 0}
+    handle = register_optimizer_step_post_hook(lambda *a: steps.__setitem__("n", steps["n"] + 1))
+    try:
+        CrossModalEstimator(**{**TINY, "verbose": True, "validation": 0.2, "epochs": 3, "batch_size": 4},
+                            strategy="auto", candidates=("finetune", "frozen")).fit(X, y)
+    finally:
+        handle.remove()
+    out = capsys.readouterr().out + capsys.readouterr().err
+    planned = int(out.split("optimiser steps in all runs")[0].rsplit("(", 1)[1])
+    assert planned == steps["n"]  # two validation runs and the refit; no stage 2 in these strategies

@@ -416,19 +416,35 @@ FAILED = "FAILED.json"
 
 
 class _EpochLog:
-    """``RUN/log.jsonl`` while the run goes: one strict-JSON line per stage-3 epoch, flushed at once."""
+    """``RUN/log.jsonl`` while the run goes: one strict-JSON line per stage-3 epoch, flushed at once; and
+    the same scalars to TensorBoard (``RUN/tensorboard/``, one series per training run) when the
+    ``tensorboard`` package is installed."""
 
     def __init__(self, path: Path, append: bool) -> None:
+        import importlib.util
+
         self._fh = open(path, "a" if append else "w")  # noqa: SIM115 (closed by close())
+        self._tb = None
+        if importlib.util.find_spec("tensorboard") is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(path.parent / "tensorboard"))
 
     def write(self, record: dict) -> None:
         from xmodal.files import json_dumps
 
         self._fh.write(json_dumps({"stage": "finetune", **record}) + "\n")
         self._fh.flush()
+        if self._tb is not None:
+            for key, value in record.items():
+                if key not in ("epoch", "run") and isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"{record.get('run', 'final')}/{key}", value, record["epoch"])
+            self._tb.flush()
 
     def close(self) -> None:
         self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 def _plot_run(est: Any, run: Path, name: str) -> None:
@@ -454,6 +470,8 @@ def _print_metrics(metrics: dict, run: Path) -> None:
         print(f"validation {val['metric']}: {val['score']:.4f} on {val['rows']} held-out training rows{chosen}")
     for k, v in metrics.get("test", {}).items():
         print(f"test {k}: {v:.4f}")
+    if "test_note" in metrics:
+        print(metrics["test_note"])
     print(f"run folder: {run}  (model in {run / 'model'})")
 
 

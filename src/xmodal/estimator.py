@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from safetensors.torch import load_file
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.utils.metaestimators import available_if
+from tqdm.auto import tqdm
 
 from xmodal.align import AlignConfig
 from xmodal.config import PARAMS, RunConfig, default_of
@@ -288,6 +290,8 @@ class CrossModalEstimator(BaseEstimator):
         report.seconds["build"] = time.perf_counter() - t_start
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         job = _Job(settings, source, task, k, tabular, ckpt, on_epoch)
+        job.plan_steps = _planned_steps(settings, len(Xc), val_rows, explicit_val is not None, len(strategies),
+                                        cfg.refit)
         metric = get_metric(kind.default_metric)
 
         runs: list[_Run] = []
@@ -532,6 +536,19 @@ class _Job:
     tabular: bool
     ckpt: Path | None
     on_epoch: Callable[[dict], None] | None
+    #: stage-3 optimiser steps of every training run this fit plans (for the time estimate)
+    plan_steps: int = 0
+    estimated: bool = False
+
+    def _estimate(self, seconds: float) -> None:
+        """One line, at the first stage-3 step of the fit: how long its stage 3 will take in all."""
+        if self.estimated or not self.settings.verbose or not self.plan_steps:
+            return
+        self.estimated = True
+        total = seconds * self.plan_steps
+        shown = f"{total:.0f} s" if total < 120 else f"{total / 60:.1f} min"
+        tqdm.write(f"time estimate: stage 3 of this fit ≈ {shown} ({self.plan_steps} optimiser steps in "
+                   f"all runs at {seconds:.2f} s, timed on the first one); stage 2 of the remaining runs comes on top")
 
     def run(
         self, label: str, strategy: Strategy, X: np.ndarray, y: np.ndarray,
@@ -615,7 +632,7 @@ class _Job:
         history = train_loop(
             model, params, X_t, y_train, kind.loss, CrossModalEstimator._train_config(s), device,
             desc=f"stage 3 (fine-tune {mode.name}{where})", checkpoint=stage3_ckpt, progress=s.verbose, run_key=run_key,
-            validate=validate, on_epoch=callback,
+            validate=validate, on_epoch=callback, on_first_step=self._estimate,
         )
         seconds["finetune"] = time.perf_counter() - t0
         for p in model.parameters():
@@ -629,6 +646,19 @@ class _Job:
             baseline = float((y_val == np.bincount(y.astype(np.int64)).argmax()).mean())
         return _Run(label, strategy, model, align_report, history, seconds, int(X.shape[0]),
                     0 if X_val is None else int(X_val.shape[0]), score, init, baseline)
+
+
+def _planned_steps(s: RunConfig, n: int, val_rows: tuple[np.ndarray, np.ndarray] | None, explicit: bool,
+                   n_candidates: int, refit: bool) -> int:
+    """Stage-3 optimiser steps of every training run ``fit`` will make (validation runs and the refit)."""
+    def steps(rows: int) -> int:
+        return math.ceil(math.ceil(rows / s.batch_size) / s.accumulate) * s.epochs
+
+    if explicit:
+        return n_candidates * steps(n)
+    if val_rows is None:
+        return steps(n)
+    return n_candidates * steps(len(val_rows[0])) + (steps(n) if refit else 0)
 
 
 def _read_aligned(ckpt_dir: Path, run_key: dict) -> dict[str, Any] | None:

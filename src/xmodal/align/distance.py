@@ -108,7 +108,8 @@ class DistanceAligner(Aligner):
 
         t0 = time.perf_counter()
         proxy = cfg.proxy or model.body.default_proxy
-        Xs, ys, k_source = source_features_cached(model.body, cfg.body_key, proxy, cfg.source_size, seed)
+        Xs, ys, k_source = source_features_cached(model.body, cfg.body_key, proxy, cfg.source_size, seed,
+                                                  progress=progress)
         t_source = time.perf_counter() - t0
         Xs, ys = Xs.to(device), ys.to(device)
         labels = target_labels(model, y, k_source, seed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from tqdm.auto import tqdm
 
 from xmodal.cache import cache_dir
 from xmodal.data.proxies import PROXIES, ProxySet, get_proxy
@@ -123,7 +125,8 @@ def _load(path: Path, expect: dict, width: int | None) -> tuple[torch.Tensor, to
 
 
 def source_features_cached(
-    body: Body, body_key: str, proxy_name: str, n: int = 5000, seed: int = 0, *, fingerprint: str = ""
+    body: Body, body_key: str, proxy_name: str, n: int = 5000, seed: int = 0, *, fingerprint: str = "",
+    progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Features ``(n, D)`` float32, labels ``(n,)`` int64 in ``0..K-1`` and ``K`` for a proxy.
 
@@ -137,6 +140,8 @@ def source_features_cached(
         n: samples to embed, stratified by class (all of them when the proxy is smaller); ORCA uses 5000.
         seed: seeds the subsample.
         fingerprint: anything else the weights depend on (hashed into the key with ``body_key``).
+        progress: say when the features are built (the first use of a proxy with a body can take minutes
+            on a CPU) and how long it took.
 
     Returns:
         ``(features, labels, K)``; labels are re-indexed to the ``K`` classes present in the sample.
@@ -160,7 +165,13 @@ def source_features_cached(
         return hit
     proxy = get_proxy(proxy_name)
     part: ProxySet = proxy.subset(subsample(proxy.labels, int(n), int(seed)))
+    t0 = time.perf_counter()
+    if progress:
+        tqdm.write(f"building the source-proxy features once: {len(part)} samples of {proxy_name} through the body's "
+                   "pretrained embedder (cached for later runs)")
     feats = body.source_features(part).detach().float().cpu().contiguous()
+    if progress:
+        tqdm.write(f"source-proxy features built in {time.perf_counter() - t0:.0f} s")
     present, labels = np.unique(part.labels, return_inverse=True)
     labels_t = torch.as_tensor(labels.reshape(-1), dtype=torch.int64)
     k = int(present.size)

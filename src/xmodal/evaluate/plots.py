@@ -24,6 +24,12 @@ def _pyplot() -> Any:
     return plt
 
 
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def save_align_curve(report: dict[str, Any], path: str | Path, title: str = "stage 2") -> None:
     """Draw ``report["history"]`` (``epoch``, ``distance``, ``lr``) of a distance aligner to ``path``."""
     plt = _pyplot()
@@ -38,6 +44,7 @@ def save_align_curve(report: dict[str, Any], path: str | Path, title: str = "sta
         ax.axvline(e - 0.5, color="grey", ls="--", lw=0.8, label="lr × 0.2" if i == 0 else None)
     if report.get("stopped_early"):
         ax.axvline(epochs[-1], color="tab:red", ls=":", lw=1.2, label=f"early stop (epoch {epochs[-1]})")
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlabel("stage-2 epoch")
     ax.set_ylabel(f"{report.get('objective', 'distance')} (curve subset)")
     ax.set_title(title)
@@ -64,6 +71,7 @@ def save_learning_curve(runs: Sequence[dict[str, Any]], histories: Sequence[Sequ
             twin = twin or ax.twinx()
             twin.plot(epochs, [h.get(key) for h in hist], color=color, ls="--", marker="s", ms=3,
                       label=f"{run['label']}: {key[4:]} (validation)")
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlabel("stage-3 epoch")
     ax.set_ylabel("training loss")
     ax.set_title(title)

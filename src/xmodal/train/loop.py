@@ -91,6 +91,7 @@ def train_loop(
     progress: bool = True,
     run_key: dict | None = None,
     validate: Callable[[], dict[str, float]] | None = None,
+    on_first_step: Callable[[float], None] | None = None,
 ) -> list[dict]:
     """Minimise ``loss_fn(model_output_fn(x), y)`` over ``params`` for ``cfg.epochs`` epochs.
 
@@ -107,6 +108,8 @@ def train_loop(
             whose key differs raises :class:`XmodalError` instead of silently mixing two runs.
         validate: called after every epoch; its ``{metric: value}`` enter the record as
             ``val_<metric>``. It must leave the weights and the random streams untouched.
+        on_first_step: called once with the seconds the first optimiser step of this call took
+            (forward, backward and step of its batches), e.g. to estimate the run's time.
 
     Returns:
         One record per epoch run in this call (resumed epochs are not repeated).
@@ -137,6 +140,7 @@ def train_loop(
         bad_loss = torch.zeros((), dtype=torch.long, device=device)
         bad_grad = torch.zeros((), dtype=torch.long, device=device)
         optimizer.zero_grad(set_to_none=True)
+        t_step = time.perf_counter()
         for i, idx in enumerate(batches):
             xb = X[idx].to(device, non_blocking=True)
             yb = y[idx].to(device, non_blocking=True)
@@ -154,6 +158,11 @@ def train_loop(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
+                if on_first_step is not None:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    on_first_step(time.perf_counter() - t_step)
+                    on_first_step = None
         first_loss, first_grad = int(bad_loss), int(bad_grad)  # one host sync per epoch
         if first_loss or first_grad:
             what, at = (("loss", first_loss) if first_loss and (not first_grad or first_loss <= first_grad)

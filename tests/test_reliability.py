@@ -298,5 +298,5 @@ def test_the_time_estimate_counts_every_planned_stage_3_step(capsys):
     finally:
         handle.remove()
     out = capsys.readouterr().out + capsys.readouterr().err
-    planned = int(out.split("optimiser steps in all runs")[0].rsplit("(", 1)[1])
+    planned = int(out.split("stage-3 optimiser steps in all runs")[0].rsplit("(", 1)[1])
     assert planned == steps["n"]  # two validation runs and the refit; no stage 2 in these strategies

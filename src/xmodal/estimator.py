@@ -292,6 +292,9 @@ class CrossModalEstimator(BaseEstimator):
         job = _Job(settings, source, task, k, tabular, ckpt, on_epoch)
         job.plan_steps = _planned_steps(settings, len(Xc), val_rows, explicit_val is not None, len(strategies),
                                         cfg.refit)
+        final_run = explicit_val is None and (val_rows is None or cfg.refit)
+        aligned = [s.align != "none" for s in strategies]
+        job.plan_aligned_runs = sum(aligned) + (1 if final_run and val_rows is not None and any(aligned) else 0)
         metric = get_metric(kind.default_metric)
 
         runs: list[_Run] = []
@@ -538,17 +541,25 @@ class _Job:
     on_epoch: Callable[[dict], None] | None
     #: stage-3 optimiser steps of every training run this fit plans (for the time estimate)
     plan_steps: int = 0
+    #: training runs of this fit that run a stage 2 (an upper bound under strategy="auto")
+    plan_aligned_runs: int = 0
+    #: the stage-2 seconds of the first run (measured before the estimate is made)
+    first_align_seconds: float | None = None
     estimated: bool = False
 
     def _estimate(self, seconds: float) -> None:
-        """One line, at the first stage-3 step of the fit: how long its stage 3 will take in all."""
+        """One line, at the first stage-3 step of the fit: how long the rest of the fit will take, from that
+        step's time × the stage-3 steps of every planned run, plus the first run's measured stage 2 for each
+        later run that aligns."""
         if self.estimated or not self.settings.verbose or not self.plan_steps:
             return
         self.estimated = True
-        total = seconds * self.plan_steps
+        stage2 = (self.first_align_seconds or 0.0) * max(0, self.plan_aligned_runs - 1)
+        total = seconds * self.plan_steps + stage2
         shown = f"{total:.0f} s" if total < 120 else f"{total / 60:.1f} min"
-        tqdm.write(f"time estimate: stage 3 of this fit ≈ {shown} ({self.plan_steps} optimiser steps in "
-                   f"all runs at {seconds:.2f} s, timed on the first one); stage 2 of the remaining runs comes on top")
+        tqdm.write(f"time estimate: the rest of this fit ≈ {shown} ({self.plan_steps} stage-3 optimiser steps in all "
+                   f"runs at {seconds:.2f} s, timed on the first one; {stage2:.0f} s of stage 2 in "
+                   f"{max(0, self.plan_aligned_runs - 1)} later run(s))")
 
     def run(
         self, label: str, strategy: Strategy, X: np.ndarray, y: np.ndarray,
@@ -607,6 +618,8 @@ class _Job:
                                   json_dumps({"run_key": run_key, "report": align_report}))
                 align_cfg.checkpoint.unlink(missing_ok=True)  # superseded by aligned.*
         seconds["align"] = time.perf_counter() - t0
+        if self.first_align_seconds is None and saved_align is None:
+            self.first_align_seconds = seconds["align"]
 
         metric = kind.default_metric
         validate = None

@@ -13,7 +13,7 @@ import time
 import torch
 
 from xmodal.model import assemble, build_body, resolve_body
-from xmodal.train.loop import autocast, resolve_device
+from xmodal.runtime import autocast, resolve_device
 
 
 def measure(body_name: str, tokens: int, batch: int, steps: int, device: torch.device, precision: str) -> float:

@@ -328,7 +328,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     run = given_out if given_out is not None else Path("runs") / f"{ds.name}-{shown}-{stamp}"
     prints = _data_fingerprints(ds)
     from xmodal.model.bodies import resolve_body
-    from xmodal.train.loop import resolve_device
+    from xmodal.runtime import resolve_device
 
     resolve_device(cfg.device)  # an absent GPU or body stops here, before the run folder is written
     resolve_body(cfg.body)

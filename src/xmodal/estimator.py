@@ -42,10 +42,11 @@ from xmodal.model.assembly import CrossModalModel, ModelSpec, assemble
 from xmodal.model.bodies import FAMILIES, BodySource, body_from_config, build_body, resolve_body
 from xmodal.model.embedder_init import init_projection_from_body
 from xmodal.runlock import RunLock
+from xmodal.runtime import atomic_save_tensors, resolve_device
 from xmodal.strategies import AUTO, DEFAULT_MODE, Strategy, get_strategy, resolve_strategy
-from xmodal.train.checkpoint import atomic_save_tensors, check_run_key
+from xmodal.train.checkpoint import check_run_key
 from xmodal.train.config import TrainConfig
-from xmodal.train.loop import predict_raw, resolve_device, train_loop
+from xmodal.train.loop import predict_raw, train_loop
 
 __all__ = ["CrossModalEstimator", "FitReport", "load", "encode_class_labels", "NotLearnedWarning", "NotFitted"]
 

@@ -26,8 +26,8 @@ from xmodal.align.base import AlignConfig, Aligner, register_aligner, train_only
 from xmodal.align.objectives import get_objective
 from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
+from xmodal.runtime import autocast, diverged
 from xmodal.train.checkpoint import check_run_key, load_checkpoint, save_checkpoint
-from xmodal.train.loop import autocast, diverged
 
 __all__ = ["DistanceAligner", "target_labels", "embed_features", "curve_subset"]
 

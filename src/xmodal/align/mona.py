@@ -43,8 +43,8 @@ from xmodal.align.base import AlignConfig, Aligner, register_aligner
 from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
 from xmodal.model.bodies.base import Body, SourceTokens
+from xmodal.runtime import autocast, diverged
 from xmodal.train.checkpoint import check_run_key, load_checkpoint, save_checkpoint
-from xmodal.train.loop import autocast, diverged
 
 __all__ = ["alignment_loss", "uniformity_loss", "inner_update", "source_features_through", "MonaAligner"]
 

@@ -26,7 +26,7 @@ from xmodal.cache import cache_dir
 from xmodal.data.proxies import PROXIES, ProxySet, get_proxy
 from xmodal.errors import XmodalError
 from xmodal.model.bodies.base import Body
-from xmodal.train.checkpoint import atomic_save_tensors
+from xmodal.runtime import atomic_save_tensors
 
 __all__ = ["source_features_cached", "cache_key", "cache_path", "subsample", "CACHE_FORMAT"]
 

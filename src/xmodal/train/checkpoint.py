@@ -8,28 +8,17 @@ name and moved into place with :func:`os.replace`, so a crash leaves the previou
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
 from torch import nn
 
 from xmodal.errors import XmodalError
+from xmodal.runtime import atomic_save_tensors
 
-__all__ = ["save_checkpoint", "load_checkpoint", "atomic_save_tensors", "check_run_key"]
-
-
-def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` to ``path`` (safetensors) via a temporary file and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+__all__ = ["save_checkpoint", "load_checkpoint", "check_run_key"]
 
 
 def check_run_key(where: Path, saved: dict | None, run_key: dict | None) -> None:

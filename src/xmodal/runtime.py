@@ -1,0 +1,75 @@
+"""What every stage runs on: the device, the precision (autocast), atomic safetensors writes and the
+error a stage raises when it diverges. Stage 2 (:mod:`xmodal.align`) and stage 3 (:mod:`xmodal.train`)
+both import from here, so neither reaches sideways into the other for these."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from xmodal.errors import TrainingDiverged, XmodalError
+
+__all__ = ["resolve_device", "autocast", "atomic_save_tensors", "diverged"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` when present.
+
+    Raises:
+        XmodalError: an unknown device name, or one this machine does not have.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise XmodalError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise XmodalError(f"device {name!r} was asked for but this machine has no usable CUDA GPU "
+                              f"(torch {torch.__version__}); use --device cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise XmodalError(f"device {name!r} does not exist: this machine has {count} CUDA GPU(s), "
+                              f"cuda:0 … cuda:{count - 1}")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise XmodalError("device 'mps' was asked for but Apple's MPS backend is not available here; use cpu")
+    elif device.type not in ("cpu", "mps"):
+        raise XmodalError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA for ``"auto"``/``"bf16"``; a no-op otherwise."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def diverged(stage: str, epoch: int, step: int, what: str, lr: float, checkpoint: Path | None) -> TrainingDiverged:
+    """The error a stage raises when its ``what`` (loss, gradient norm, …) stops being finite at 1-based
+    ``epoch`` and ``step``; ``checkpoint`` is the stage's checkpoint file, which keeps the epoch before."""
+    kept = (f"the checkpoint {checkpoint} keeps epoch {epoch - 1}" if checkpoint is not None and epoch > 1
+            else "no epoch of this stage had finished")
+    return TrainingDiverged(
+        f"{stage} diverged: the {what} became non-finite at epoch {epoch}, optimiser step {step} (lr {lr:.3g}); "
+        f"{kept}. Try a smaller learning rate (e.g. a tenth), gradient clipping, or tuning (`xmodal tune`)"
+    )
+
+
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` to ``path`` (safetensors) via a temporary file and an atomic rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+

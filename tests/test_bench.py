@@ -101,3 +101,22 @@ def test_peer_options_change_only_the_peer_cells_key():
     tuned = SuiteTask("t", "x", "fno", {"epochs": 1}, peer_options={"epochs": 10})
     assert bench._key(plain, "orca", 0, "b", 10) == bench._key(tuned, "orca", 0, "b", 10)
     assert bench._key(plain, "peer", 0, "b", 10) != bench._key(tuned, "peer", 0, "b", 10)
+
+
+def test_a_diverged_cell_is_recorded_and_the_suite_goes_on(tmp_path, monkeypatch):
+    tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e30),
+                     dataset="wine")
+    monkeypatch.setitem(SUITE, "tiny-wine", tiny)
+    out = tmp_path / "bench"
+    res = bench.run_bench(["tiny-wine"], ["finetune", "peer"], [0, 1], out, body="vit-tiny-random", progress=False)
+    cells = [r for r in res.rows if r["method"] == "finetune"]
+    assert all(r["value"] is None and "diverged" in r["diverged"] for r in cells)
+    md = (out / "RESULTS.md").read_text()
+    assert "diverged (2 seeds)" in md
+    # under a validation choice, a diverged candidate is never the one kept
+    rows = [{"task": "t", "seed": 0, "method": "orca", "value": None, "validation": None, "diverged": "x",
+             "higher_is_better": True, "metric": "accuracy"},
+            {"task": "t", "seed": 0, "method": "finetune", "value": 0.7, "validation": 0.6,
+             "higher_is_better": True, "metric": "accuracy"}]
+    chosen = bench.validation_choices(rows, ["auto"])
+    assert len(chosen) == 1 and chosen[0]["chosen"] == "finetune" and chosen[0]["value"] == 0.7

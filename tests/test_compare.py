@@ -89,3 +89,12 @@ def test_cli_compare_on_an_npz(tmp_path, capsys):
     assert (out / "compare.csv").exists() and len(list((out / "cells").glob("*.json"))) == 2
     assert main(["compare", str(path), "--strategies", "finetune,bogus", "--out", str(out)]) == 2
     assert "unknown strategy" in capsys.readouterr().err
+
+
+def test_a_diverged_cell_is_recorded_and_the_comparison_goes_on(tmp_path):
+    out = tmp_path / "cmp"
+    res = compare(_data(), ["finetune"], [0], {**PARAMS, "lr": 1e30}, out, probe=False, progress=False)
+    assert res.rows[0]["value"] is None and "diverged" in res.rows[0]["diverged"]
+    assert "diverged (1 seeds)" in (out / "compare.md").read_text()
+    again = compare(_data(), ["finetune"], [0], {**PARAMS, "lr": 1e30}, out, probe=False, progress=False)
+    assert again.rows == res.rows  # the failed cell is kept, not rerun

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xmodal.errors import XmodalError
+from xmodal.errors import TrainingDiverged, XmodalError
 from xmodal.experiments.suite import SuiteTask, get_task
 from xmodal.tuning.search import DEFAULT_BUDGET
 
@@ -114,7 +114,12 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
                                   validation=VALIDATION, refit=True, **settings)
         with warnings.catch_warnings(record=True) as caught:  # recorded in the row, not printed per cell
             warnings.simplefilter("always", NotLearnedWarning)
-            est.fit(data.fit_inputs(data.X_train), data.y_train)
+            try:
+                est.fit(data.fit_inputs(data.X_train), data.y_train)
+            except TrainingDiverged as exc:  # a failed cell, recorded as such; the suite goes on
+                row.update(value=None, validation=None, diverged=str(exc)[:300], align_s=0.0, finetune_s=0.0,
+                           total_s=time.perf_counter() - t0)
+                return row
         row.update(value=float(est.score(data.fit_inputs(data.X_test), data.y_test, metric=metric)),
                    validation=est.validation_score_,
                    not_learned=any(issubclass(w.category, NotLearnedWarning) for w in caught),
@@ -198,8 +203,9 @@ def run_bench(
     def finished(row: dict[str, Any]) -> None:
         done[(row["task"], row["method"], row["seed"])] = row
         if progress:
+            value = "diverged" if row.get("diverged") else f"{row['value']:.4f}"
             print(f"[{len(done)}/{n_cells}] {row['task']} {row['method']} seed {row['seed']}: {row['metric']} "
-                  f"{row['value']:.4f} ({row['total_s']:.0f} s)", flush=True)
+                  f"{value} ({row['total_s']:.0f} s)", flush=True)
 
     if jobs == 1 or len(pending) <= 1:
         for cell in pending:
@@ -258,7 +264,11 @@ def validation_choices(rows: list[dict[str, Any]], derived: list[str]) -> list[d
         cands = CHOICES[name]
         for task, seed in dict.fromkeys((r["task"], r["seed"]) for r in rows):
             got = [cells.get((task, c, seed)) for c in cands]
-            if any(r is None or r.get("validation") is None for r in got):
+            if any(r is None or (r.get("validation") is None and not r.get("diverged")) for r in got):
+                continue
+            got = [r for r in got if not r.get("diverged")]  # a diverged candidate is never chosen
+            if not got:
+                out.append({**cells[(task, cands[0], seed)], "method": name, "chosen": None})
                 continue
             higher = bool(got[0]["higher_is_better"])
             best = got[0]
@@ -274,10 +284,13 @@ def _summary(rows: list[dict[str, Any]], task: str, method: str) -> dict[str, fl
     cells = [r for r in rows if r["task"] == task and r["method"] == method]
     if not cells:
         return None
-    vals = [float(r["value"]) for r in cells]
+    vals = [float(r["value"]) for r in cells if r.get("value") is not None]
+    diverged = sum(1 for r in cells if r.get("diverged"))
+    if not vals:  # every seed diverged: the method has no score on this task
+        return None
     return {
         "mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-        "n": len(vals), "align_s": statistics.mean(float(r.get("align_s", 0)) for r in cells),
+        "n": len(vals), "diverged": diverged, "align_s": statistics.mean(float(r.get("align_s", 0)) for r in cells),
         "finetune_s": statistics.mean(float(r.get("finetune_s", 0)) for r in cells),
         "total_s": statistics.mean(float(r.get("total_s", 0)) for r in cells),
         "higher": bool(cells[0]["higher_is_better"]), "metric": cells[0]["metric"],
@@ -391,10 +404,12 @@ def write_results(
         for m in methods:
             s = sums[m]
             if s is None:
-                cells.append("–")
+                failed = [r for r in rows if r["task"] == t and r["method"] == m and r.get("diverged")]
+                cells.append(f"diverged ({len(failed)} seeds)" if failed else "–")
                 continue
             txt = f"{s['mean']:.4f} ± {s['std']:.4f}" if s["n"] > 1 else f"{s['mean']:.4f} (1 seed)"
-            cells.append(f"**{txt}**" if s["mean"] == best else txt)
+            txt = f"**{txt}**" if s["mean"] == best else txt
+            cells.append(txt + (f" ({s['diverged']} diverged)" if s.get("diverged") else ""))
         lines.append(f"| {t} | {present[0]['metric']} {'↑' if higher else '↓'} | " + " | ".join(cells) + " |")
     lines += ["", "Mean seconds per cell (stage 2 + stage 3 for xmodal strategies; fit + predict for peers):", "",
               "| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
@@ -445,8 +460,8 @@ def write_results(
     md = out_dir / "RESULTS.md"
     md.write_text("\n".join(lines))
     csv_path = out_dir / "results.csv"
-    cols = ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned", "tune_s", "align_s",
-            "finetune_s", "total_s", "peer"]
+    cols = ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned", "diverged", "tune_s",
+            "align_s", "finetune_s", "total_s", "peer"]
     with open(csv_path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

@@ -27,7 +27,9 @@ import torch
 
 from xmodal.config import SHARED
 from xmodal.data.dataset import Dataset
-from xmodal.errors import XmodalError
+from xmodal.data.tasks import get_task_kind
+from xmodal.errors import TrainingDiverged, XmodalError
+from xmodal.files import write_json
 
 __all__ = ["CompareResult", "compare", "summarize", "to_markdown", "write_csv"]
 
@@ -146,11 +148,22 @@ def compare(
                     rows.append(saved["row"])
                     metric = saved["row"]["metric"]
                     if progress:
-                        print(f"[done before] {name} seed {seed}: {metric} {saved['row']['value']:.4f}", flush=True)
+                        shown = "diverged" if saved["row"].get("diverged") else f"{saved['row']['value']:.4f}"
+                        print(f"[done before] {name} seed {seed}: {metric} {shown}", flush=True)
                     continue
             t0 = time.perf_counter()
             est = CrossModalEstimator(strategy=name, seed=seed, verbose=False, **params)
-            est.fit(X_train, data.y_train)
+            try:
+                est.fit(X_train, data.y_train)
+            except TrainingDiverged as exc:  # a failed cell, recorded as such; the comparison goes on
+                metric = get_task_kind(data.task).default_metric
+                row = {"strategy": name, "seed": seed, "metric": metric, "value": None, "diverged": str(exc)[:300],
+                       "align_s": 0.0, "finetune_s": 0.0, "total_s": time.perf_counter() - t0}
+                rows.append(row)
+                _save_cell(cell_file, key, row)
+                if progress:
+                    print(f"{name} seed {seed}: diverged ({exc})", flush=True)
+                continue
             metric = est.model_.kind.default_metric
             value = est.score(X_test, data.y_test, metric=est.model_.kind.default_metric)
             row: dict[str, Any] = {
@@ -164,10 +177,7 @@ def compare(
                 row["probe"] = source_probe(est.model_.body, proxy, probe_size, source_body=pretrained)["accuracy"]
             row["total_s"] = time.perf_counter() - t0
             rows.append(row)
-            if cell_file is not None:
-                tmp = cell_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"key": key, "row": row}, indent=1))
-                tmp.replace(cell_file)
+            _save_cell(cell_file, key, row)
             if progress:
                 print(f"{name} seed {seed}: {metric} {value:.4f}  (stage 2 {row['align_s']:.1f}s, "
                       f"stage 3 {row['finetune_s']:.1f}s, final OTDD {row['final_otdd']:.4g})", flush=True)
@@ -179,6 +189,12 @@ def compare(
         write_csv(rows, out_dir / "compare.csv")
         result.files = {"markdown": str(md), "csv": str(out_dir / "compare.csv")}
     return result
+
+
+def _save_cell(path: Path | None, key: str, row: dict[str, Any]) -> None:
+    """A finished cell, written atomically (strict JSON) so that a rerun skips it."""
+    if path is not None:
+        write_json(path, {"key": key, "row": row})
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -193,7 +209,8 @@ def summarize(rows: list[dict[str, Any]], order: list[str] | None = None) -> lis
         cells = [r for r in rows if r["strategy"] == name]
         if not cells:
             continue
-        s: dict[str, Any] = {"strategy": name, "seeds": len(cells), "metric": cells[0]["metric"]}
+        s: dict[str, Any] = {"strategy": name, "seeds": len(cells), "metric": cells[0]["metric"],
+                             "diverged": sum(1 for c in cells if c.get("diverged"))}
         for col in ("value", "validation", "align_s", "finetune_s", "final_otdd", "probe"):
             vals = [float(c[col]) for c in cells if c.get(col) is not None]
             if vals:
@@ -214,7 +231,7 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
     from xmodal.evaluate.metrics import get_metric
 
     higher = get_metric(result.metric).higher_is_better if result.metric else True
-    means = [s["value"] for s in result.summary]
+    means = [s["value"] for s in result.summary if "value" in s]
     best = (max(means) if higher else min(means)) if means else None
     has_probe = any("probe" in s for s in result.summary)
     has_val = any("validation" in s for s in result.summary)
@@ -227,12 +244,17 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
     lines = [f"### {result.dataset}: strategies compared ({result.summary[0]['seeds'] if result.summary else 0} "
              "seeds)", "", head, sep]
     for s in result.summary:
-        val = _pm(s, "value", ".4f", ".4f")
-        if best is not None and s["value"] == best:
-            val = f"**{val}**"
+        if "value" not in s:
+            val = f"diverged ({s['diverged']} seeds)"
+        else:
+            val = _pm(s, "value", ".4f", ".4f")
+            if best is not None and s["value"] == best:
+                val = f"**{val}**"
+            if s["diverged"]:
+                val += f" ({s['diverged']} diverged)"
         shown_val = (f" {_pm(s, 'validation', '.4f', '.4f') if 'validation' in s else '–'} |") if has_val else ""
-        line = (f"| {s['strategy']} | {val} |{shown_val} {s['align_s']:.1f} | {s['finetune_s']:.1f} | "
-                f"{_pm(s, 'final_otdd', '.4g', '.2g')} |")
+        otdd = _pm(s, "final_otdd", ".4g", ".2g") if "final_otdd" in s else "–"
+        line = f"| {s['strategy']} | {val} |{shown_val} {s['align_s']:.1f} | {s['finetune_s']:.1f} | {otdd} |"
         if has_probe:
             line += f" {_pm(s, 'probe', '.3f', '.3f')} |" if "probe" in s else " – |"
         lines.append(line)
@@ -247,8 +269,8 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
     """One line per (strategy, seed) cell."""
-    cols = ["strategy", "seed", "metric", "value", "validation", "align_s", "finetune_s", "final_otdd", "probe",
-            "total_s"]
+    cols = ["strategy", "seed", "metric", "value", "diverged", "validation", "align_s", "finetune_s", "final_otdd",
+            "probe", "total_s"]
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

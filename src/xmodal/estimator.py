@@ -591,7 +591,9 @@ class _Job:
         # the resolved strategy, so strategy="orca" and align="otdd" resume each other's runs
         run_key.update(strategy=strategy.name, align=strategy.align, mode=strategy.mode,
                        embedder_init=strategy.embedder_init, run=label)
-        run_key.update(spec=model.spec.to_dict(), n_train=int(X.shape[0]), data=fingerprint(X, y))
+        # the data's fingerprint guards resumed checkpoints; without a checkpoint folder it is not needed (tuner trials)
+        run_key.update(spec=model.spec.to_dict(), n_train=int(X.shape[0]),
+                       data=fingerprint(X, y) if ckpt_dir is not None else None)
         run_key = json.loads(json.dumps(run_key))  # tuples → lists, as stored
 
         align_cfg = AlignConfig(

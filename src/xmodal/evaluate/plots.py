@@ -3,7 +3,8 @@
 * :func:`save_align_curve` — the logged distance per stage-2 epoch (ORCA's Fig. 4), with the epochs
   where the learning rate stepped down and the early stop marked;
 * :func:`save_learning_curve` — the training loss per stage-3 epoch of every training run of a fit
-  (validation runs and the refit), with the validation metric on a second axis where there is one.
+  (validation runs and the refit), with the validation metric on a second axis where there is one;
+* :func:`save_performance_profile` — the Dolan–Moré profile of ``xmodal bench``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_align_curve", "save_learning_curve"]
+__all__ = ["save_align_curve", "save_learning_curve", "save_performance_profile"]
 
 
 def _pyplot() -> Any:
@@ -22,6 +23,16 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _finish(plt: Any, fig: Any, ax: Any, path: str | Path, title: str, **legend: Any) -> None:
+    """Title, grid, legend, tight layout; write ``path`` and free the figure."""
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(**legend)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _integer_ticks() -> Any:
@@ -47,12 +58,7 @@ def save_align_curve(report: dict[str, Any], path: str | Path, title: str = "sta
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlabel("stage-2 epoch")
     ax.set_ylabel(f"{report.get('objective', 'distance')} (curve subset)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, fontsize=7)
 
 
 def save_learning_curve(runs: Sequence[dict[str, Any]], histories: Sequence[Sequence[dict[str, Any]]],
@@ -74,14 +80,23 @@ def save_learning_curve(runs: Sequence[dict[str, Any]], histories: Sequence[Sequ
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlabel("stage-3 epoch")
     ax.set_ylabel("training loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if twin is not None:
         twin.set_ylabel("validation metric")
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, handles=handles, labels=labels, fontsize=7, loc="best")
+
+
+def save_performance_profile(taus: Sequence[float], prof: dict[str, Sequence[float]], path: str | Path,
+                             title: str) -> None:
+    """Step plot of a performance profile ``{method: ρ(τ)}`` on a log-τ axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for m, rho in prof.items():
+        ax.step(taus, rho, where="post", label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("τ (error ≤ τ × best error)")
+    ax.set_ylabel("fraction of tasks")
+    ax.set_ylim(-0.02, 1.02)
+    _finish(plt, fig, ax, path, title, fontsize=8)

@@ -361,25 +361,10 @@ def performance_profile(
 
 
 def plot_performance_profile(taus: np.ndarray, prof: dict[str, np.ndarray], path: str | Path, title: str) -> None:
-    """Step plot of the profile (log-τ axis), as PNG."""
-    import matplotlib
+    """Step plot of the profile (log-τ axis), as PNG (:func:`xmodal.evaluate.plots.save_performance_profile`)."""
+    from xmodal.evaluate.plots import save_performance_profile
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-    for m, rho in prof.items():
-        ax.step(taus, rho, where="post", label=m)
-    ax.set_xscale("log")
-    ax.set_xlabel("τ (error ≤ τ × best error)")
-    ax.set_ylabel("fraction of tasks")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_performance_profile(taus, prof, path, title)
 
 
 def write_results(

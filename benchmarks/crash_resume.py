@@ -49,9 +49,7 @@ def child(strategy: str, folder: Path, kill_at: int, record: Path, settings: dic
     """One fit into ``folder``; SIGKILL itself after optimiser step ``kill_at`` (0: never)."""
     import torch
 
-    import xmodal.align.distance as distance
-    import xmodal.align.mona as mona
-    import xmodal.train.loop as loop
+    import xmodal.train.session as session
     from xmodal import CrossModalEstimator
 
     torch.set_num_threads(1)
@@ -65,7 +63,7 @@ def child(strategy: str, folder: Path, kill_at: int, record: Path, settings: dic
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
     register_optimizer_step_post_hook(on_step)
-    for module in (loop, distance, mona):
+    for module in (session,):  # every stage's loop checkpoints through EpochRun
         real = module.save_checkpoint
 
         def wrapped(*a, _real=real, **k):

@@ -18,7 +18,8 @@ import warnings
 import numpy as np
 
 from xmodal import CrossModalEstimator
-from xmodal.data.builtin import _aeon_classification, load_dataset
+from xmodal.data.builtin import load_dataset
+from xmodal.data.builtin.series import _aeon_classification
 
 
 def load(name: str):

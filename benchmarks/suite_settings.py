@@ -24,9 +24,9 @@ from sklearn.model_selection import train_test_split
 
 from xmodal import CrossModalEstimator
 from xmodal.data.builtin import load_dataset
-from xmodal.data.tasks import get_task_kind
 from xmodal.errors import XmodalError
 from xmodal.experiments.suite import settings_for
+from xmodal.tasks import get_task_kind
 
 
 def parse_candidate(text: str) -> dict[str, Any]:

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from xmodal import CrossModalEstimator
-from xmodal.align import ALIGNERS
 from xmodal.cli import main
 from xmodal.errors import XmodalError
+from xmodal.train import ALIGNERS
 
 BASE = dict(body="vit-tiny-random", validation=0, max_tokens=16, batch_size=8, verbose=False, source_size=60,
             proxy="mnist")
@@ -82,7 +82,7 @@ def test_cli_writes_the_alignment_curve(tmp_path):
 
 
 def test_curve_subset_keeps_small_classes_whole_and_is_fixed():
-    from xmodal.align.distance import curve_subset
+    from xmodal.align.targets import curve_subset
 
     labels = torch.tensor([0] * 5 + [1] * 30 + [2] * 3)
     idx = curve_subset(labels, 10, seed=0)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-import xmodal.estimator as est_mod
+import xmodal.estimator.runs as est_mod  # where the training runs build bodies
 from xmodal import CrossModalEstimator
 from xmodal.cli import main
 from xmodal.runlock import RunLock

@@ -45,7 +45,7 @@ def test_suite_registry():
 def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
     tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e-3),
                      dataset="wine")
-    monkeypatch.setitem(SUITE, "tiny-wine", tiny)
+    monkeypatch.setitem(SUITE._items, "tiny-wine", tiny)
     out = tmp_path / "bench"
     res = bench.run_bench(["tiny-wine"], ["finetune", "peer"], [0, 1], out, body="vit-tiny-random", progress=False)
     assert len(res.rows) == 4
@@ -69,7 +69,7 @@ def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
 def test_parallel_jobs_give_the_sequential_cells_in_order(tmp_path, monkeypatch):
     tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e-3),
                      dataset="wine")
-    monkeypatch.setitem(SUITE, "tiny-wine", tiny)
+    monkeypatch.setitem(SUITE._items, "tiny-wine", tiny)
     args = (["tiny-wine"], ["finetune", "peer"], [0, 1])
     seq = bench.run_bench(*args, tmp_path / "seq", body="vit-tiny-random", progress=False)
     par = bench.run_bench(*args, tmp_path / "par", body="vit-tiny-random", progress=False, jobs=2)
@@ -106,7 +106,7 @@ def test_peer_options_change_only_the_peer_cells_key():
 def test_a_diverged_cell_is_recorded_and_the_suite_goes_on(tmp_path, monkeypatch):
     tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e30),
                      dataset="wine")
-    monkeypatch.setitem(SUITE, "tiny-wine", tiny)
+    monkeypatch.setitem(SUITE._items, "tiny-wine", tiny)
     out = tmp_path / "bench"
     res = bench.run_bench(["tiny-wine"], ["finetune", "peer"], [0, 1], out, body="vit-tiny-random", progress=False)
     cells = [r for r in res.rows if r["method"] == "finetune"]

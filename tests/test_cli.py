@@ -163,7 +163,7 @@ def test_a_finished_run_folder_is_not_overwritten_and_resume_has_nothing_to_do(t
 
 
 def test_an_interrupted_run_is_marked_and_resumes_from_its_folder_alone(tmp_path, npz, capsys, monkeypatch):
-    import xmodal.train.loop as loop
+    import xmodal.train.session as loop  # every loop checkpoints through EpochRun
 
     run = tmp_path / "run"
     real = loop.save_checkpoint

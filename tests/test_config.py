@@ -13,7 +13,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
-import xmodal.estimator as est_mod
+import xmodal.estimator.runs as est_mod  # where the training runs build bodies
 from xmodal import CrossModalEstimator, XmodalError
 from xmodal.cli import build_parser, main
 from xmodal.config import PARAMS, SHARED, RunConfig, add_cli_options, config_from_cli
@@ -97,13 +97,13 @@ def test_the_validation_rows_never_include_a_test_row(tmp_path, monkeypatch, cap
     Xt += 100.0  # test rows are recognisable
     np.savez(tmp_path / "d.npz", X_train=X, y_train=y, X_test=Xt, y_test=(Xt.mean(axis=(1, 2)) > 100).astype(int))
     seen = []
-    real = est_mod._Job.run
+    real = est_mod.Job.run
 
     def spy(self, label, strategy, X_fit, y_fit, X_val, y_val):
         seen.append((label, X_fit, X_val))
         return real(self, label, strategy, X_fit, y_fit, X_val, y_val)
 
-    monkeypatch.setattr(est_mod._Job, "run", spy)
+    monkeypatch.setattr(est_mod.Job, "run", spy)
     code = main(["--quiet", "fit", str(tmp_path / "d.npz"), "--body", "vit-tiny-random", "--epochs", "1",
                  "--max-tokens", "8", "--device", "cpu", "--strategy", "finetune", "--out", str(tmp_path / "run")])
     assert code == 0, capsys.readouterr().err
@@ -139,7 +139,7 @@ def test_auto_keeps_the_candidate_with_the_better_validation_score(monkeypatch):
     """A constructed case: each candidate's validation score is set by the test; auto must refit the
     better one on all the data, whichever order the candidates come in, and keep the first on a tie."""
     X, y = sign_of_mean(n=40)
-    real = est_mod._Job.run
+    real = est_mod.Job.run
     rigged = {}
 
     def run(self, label, strategy, *args):
@@ -148,7 +148,7 @@ def test_auto_keeps_the_candidate_with_the_better_validation_score(monkeypatch):
             out.score = rigged[strategy.name]
         return out
 
-    monkeypatch.setattr(est_mod._Job, "run", run)
+    monkeypatch.setattr(est_mod.Job, "run", run)
     for scores, expected in [({"frozen": 0.9, "finetune": 0.6}, "frozen"),
                              ({"frozen": 0.4, "finetune": 0.6}, "finetune"),
                              ({"frozen": 0.6, "finetune": 0.6}, "frozen")]:

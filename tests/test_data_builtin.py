@@ -127,7 +127,7 @@ def test_missing_package_says_what_to_install(monkeypatch):
 
 
 def test_register_dataset_decorator(monkeypatch):
-    monkeypatch.setattr(builtin, "DATASETS", dict(builtin.DATASETS))
+    monkeypatch.setattr(builtin.DATASETS, "_items", dict(builtin.DATASETS._items))
 
     @register_dataset(
         "toy-missing",

@@ -9,10 +9,12 @@ import pickle
 import numpy as np
 import pytest
 
-from xmodal.data import builtin, darcy, debian
+from xmodal.data import darcy, debian
 from xmodal.data.arff_tables import arff_dataset, read_arff
 from xmodal.data.benchmark_files import is_pickle, read_nasbench360, read_pdebench
-from xmodal.data.builtin import list_datasets, load_dataset, statlog_to_onehot
+from xmodal.data.builtin import list_datasets, load_dataset
+from xmodal.data.builtin.fields import generated_darcy_dataset
+from xmodal.data.builtin.genomics import statlog_to_onehot
 from xmodal.errors import XmodalError
 
 FETCH = "run scripts/fetch_debian_data.sh"
@@ -250,7 +252,7 @@ def test_generator_cache_hit_atomic_write_and_damaged_file(monkeypatch, tmp_path
 
 def test_generated_darcy_dataset_small(monkeypatch, tmp_path):
     monkeypatch.setenv("XMODAL_CACHE", str(tmp_path))
-    ds = builtin.generated_darcy_dataset("darcy-small", n_train=4, n_test=2, resolution=29)
+    ds = generated_darcy_dataset("darcy-small", n_train=4, n_test=2, resolution=29)
     assert ds.task == "dense-regression" and ds.metric == "rel_l2"
     assert ds.X_train.shape == ds.y_train.shape == (4, 1, 29, 29)
     assert ds.X_test.shape == ds.y_test.shape == (2, 1, 29, 29)

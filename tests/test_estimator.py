@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import xmodal.estimator as est_mod
+import xmodal.estimator.runs as est_mod  # where the training runs build bodies
 from xmodal import CrossModalEstimator, XmodalError, load
 
 BASE = dict(body="vit-tiny-random", validation=0, max_tokens=8, batch_size=8, device="cpu", verbose=False)

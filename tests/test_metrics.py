@@ -10,9 +10,9 @@ import torch
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
-from xmodal.data.tasks import TASK_KINDS, get_task_kind
 from xmodal.errors import XmodalError
 from xmodal.evaluate import METRICS, evaluate, get_metric, list_metrics, metrics_for
+from xmodal.tasks import TASK_KINDS, get_task_kind
 
 TOL = 1e-6
 

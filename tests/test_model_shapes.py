@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from xmodal.data.tasks import get_task_kind
 from xmodal.data.validation import check_Xy
 from xmodal.errors import XmodalError
 from xmodal.model import assemble, build_body, resolve_body
 from xmodal.model.embedder import choose_patch_size
+from xmodal.tasks import get_task_kind
 from xmodal.train.modes import MODES, get_mode
 
 TASKS = ["classification", "multilabel", "regression", "dense-classification", "dense-regression"]

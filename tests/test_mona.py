@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from xmodal import CrossModalEstimator
-from xmodal.align import AlignConfig, get_aligner
 from xmodal.align.mona import alignment_loss, inner_update, source_features_through, uniformity_loss
 from xmodal.errors import XmodalError
 from xmodal.model import assemble, build_body, resolve_body
 from xmodal.model.bodies import SourceTokens
+from xmodal.train import AlignConfig, get_aligner
 
 BASE = dict(body="vit-tiny-random", validation=0, max_tokens=16, batch_size=8, verbose=False, proxy="mnist")
 TINY = dict(BASE, align="none")  # stage 2 is off unless a test asks for it
@@ -133,7 +133,7 @@ def test_mona_options_are_checked():
 
 
 def test_bad_mona_options_are_refused_before_training(monkeypatch):
-    import xmodal.estimator as estimator
+    import xmodal.estimator.runs as estimator
 
     monkeypatch.setattr(estimator, "build_body", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     X, y = _task()

@@ -12,9 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-import xmodal.estimator as est_mod
+import xmodal.estimator.runs as est_mod  # where the training runs build bodies
 from xmodal import CrossModalEstimator, XmodalError, load
-from xmodal.align import ALIGNERS
 from xmodal.cli import main
 from xmodal.model.assembly import assemble
 from xmodal.model.bodies import BodySource, build_body, resolve_body
@@ -27,6 +26,7 @@ from xmodal.strategies import (
     resolve_strategy,
     strategy_for,
 )
+from xmodal.train import ALIGNERS
 from xmodal.train.modes import get_mode
 
 BASE = dict(body="vit-tiny-random", validation=0, max_tokens=8, batch_size=8, device="cpu", verbose=False)
@@ -124,7 +124,7 @@ def test_an_aligner_is_looked_up_only_when_the_strategy_is_used():
 
 
 def test_mona_without_its_aligner_is_refused_before_weights_load(no_weights, monkeypatch):
-    monkeypatch.delitem(ALIGNERS, "mona", raising=False)  # as where the mona aligner is not installed
+    monkeypatch.delitem(ALIGNERS._items, "mona", raising=False)  # as where the mona aligner is not installed
     assert get_strategy("mona").align == "mona"
     X, y = series()
     with pytest.raises(XmodalError, match="strategy 'mona' needs the stage-2 aligner 'mona'"):

@@ -8,7 +8,7 @@ import torch
 from xmodal.errors import XmodalError
 from xmodal.train.checkpoint import load_checkpoint, save_checkpoint
 from xmodal.train.config import TrainConfig
-from xmodal.train.loop import train_loop
+from xmodal.train.finetune import train_loop
 from xmodal.train.optim import OPTIMIZERS, make_optimizer, warmup_linear_decay
 
 

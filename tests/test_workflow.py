@@ -45,7 +45,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("name,corrupt,match", REFUSED, ids=[r[0] for r in REFUSED])
 def test_more_bad_input_refused_before_training(monkeypatch, name, corrupt, match):
-    import xmodal.estimator as est_mod
+    import xmodal.estimator.runs as est_mod
 
     X, y = _separable()
     Xb, yb = corrupt(X, y)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xmodal.errors import XmodalError
+from xmodal.registry import Registry
 
 __all__ = [
     "Strategy",
@@ -101,7 +102,7 @@ class Strategy:
         Raises:
             XmodalError: the aligner or the mode is not registered here.
         """
-        from xmodal.align import ALIGNERS, get_aligner
+        from xmodal.train import ALIGNERS, get_aligner
         from xmodal.train.modes import get_mode
 
         if self.name != CUSTOM and self.align not in ALIGNERS:
@@ -116,15 +117,14 @@ class Strategy:
         return {"name": self.name, "align": self.align, "mode": self.mode, "embedder_init": self.embedder_init}
 
 
-STRATEGIES: dict[str, Strategy] = {}
+STRATEGIES: Registry[Strategy] = Registry("strategy", hint=" (`xmodal strategies` describes them)", sort=False)
 
 
 def register_strategy(strategy: Strategy) -> Strategy:
     """Add ``strategy`` to :data:`STRATEGIES` (a name may be registered once)."""
     if strategy.name in STRATEGIES or strategy.name in (CUSTOM, AUTO):
         raise XmodalError(f"strategy name {strategy.name!r} is taken")
-    STRATEGIES[strategy.name] = strategy
-    return strategy
+    return STRATEGIES.add(strategy.name, strategy)
 
 
 def get_strategy(name: str) -> Strategy:
@@ -133,12 +133,7 @@ def get_strategy(name: str) -> Strategy:
     Raises:
         XmodalError: unknown name (the message lists the known ones).
     """
-    try:
-        return STRATEGIES[name]
-    except (KeyError, TypeError):
-        raise XmodalError(
-            f"unknown strategy {name!r}; choose one of {list(STRATEGIES)} (`xmodal strategies` describes them)"
-        ) from None
+    return STRATEGIES[name]
 
 
 def list_strategies() -> list[Strategy]:

@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import torch
 
-from xmodal.align.objectives import Objective, check_features, register_objective
+from xmodal.align.numerics import CHUNK_ELEMS, as_float
+from xmodal.align.objectives import SubsampledObjective, check_features, register_objective
 from xmodal.errors import XmodalError
 
 __all__ = ["PairwiseEuclidean", "mean_pairwise_euclidean"]
 
-_CHUNK_ELEMS = 1 << 22
-
-
-def _as_float(X: torch.Tensor) -> torch.Tensor:
-    return X if X.is_floating_point() else X.float()
-
-
 def _mean_dist(Xa: torch.Tensor, Xb: torch.Tensor, squared: bool) -> torch.Tensor:
     n, m = Xa.shape[0], Xb.shape[0]
-    rows = max(1, _CHUNK_ELEMS // m)
+    rows = max(1, CHUNK_ELEMS // m)
     total = Xa.new_zeros(())
     for i0 in range(0, n, rows):
         d = torch.cdist(Xa[i0 : i0 + rows], Xb)  # backward is 0 (not NaN) at zero distance
@@ -45,13 +39,13 @@ def mean_pairwise_euclidean(Xa: torch.Tensor, Xb: torch.Tensor, *, squared: bool
     if Xa.shape[1] != Xb.shape[1]:
         raise XmodalError(f"pairwise Euclidean distance needs features of equal width, got {Xa.shape[1]} and "
                           f"{Xb.shape[1]}")
-    Xa, Xb = _as_float(Xa), _as_float(Xb)
+    Xa, Xb = as_float(Xa), as_float(Xb)
     dtype = torch.promote_types(Xa.dtype, Xb.dtype)
     return _mean_dist(Xa.to(dtype), Xb.to(dtype=dtype, device=Xa.device), squared)
 
 
 @register_objective
-class PairwiseEuclidean(Objective):
+class PairwiseEuclidean(SubsampledObjective):
     """Mean pairwise Euclidean distance between target and source features (labels unused).
 
     Options:
@@ -66,40 +60,17 @@ class PairwiseEuclidean(Objective):
     name = "euclidean"
     uses_labels = False
 
-    def __init__(
-        self,
-        Xs: torch.Tensor,
-        ys: torch.Tensor | None = None,
-        *,
-        max_samples: int | None = 1000,
-        squared: bool = False,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, Xs: torch.Tensor, ys: torch.Tensor | None = None, *, max_samples: int | None = 1000,
+                 squared: bool = False, seed: int = 0) -> None:
         super().__init__(Xs, ys, max_samples=max_samples, squared=squared, seed=seed)
         if max_samples is not None and max_samples < 1:
             raise XmodalError(f"euclidean max_samples must be ≥ 1 or None, got {max_samples}")
-        self.Xs = _as_float(Xs)
+        self.Xs = as_float(Xs)
         self.max_samples = max_samples
         self.squared = bool(squared)
         self._gen = torch.Generator().manual_seed(seed)
 
-    def _subsample(self, X: torch.Tensor) -> torch.Tensor:
-        if self.max_samples is None or X.shape[0] <= self.max_samples:
-            return X
-        idx = torch.randperm(X.shape[0], generator=self._gen)[: self.max_samples]
-        return X[idx.to(X.device)]
-
     def _estimate(self, Xt: torch.Tensor, Xs: torch.Tensor) -> torch.Tensor:
-        Xt = _as_float(Xt)
+        Xt = as_float(Xt)
         return _mean_dist(Xt, Xs.to(dtype=Xt.dtype, device=Xt.device), self.squared)
 
-    def loss(self, Xt: torch.Tensor, yt: torch.Tensor | None = None) -> torch.Tensor:
-        """Subsampled mean pairwise distance (differentiable w.r.t. ``Xt``)."""
-        self._check_target(Xt, yt)
-        return self._estimate(self._subsample(Xt), self._subsample(self.Xs))
-
-    def value(self, Xt: torch.Tensor, yt: torch.Tensor | None = None) -> float:
-        """Full-set mean pairwise distance (no subsampling, no gradient)."""
-        self._check_target(Xt, yt)
-        with torch.no_grad():
-            return float(self._estimate(Xt, self.Xs))

@@ -41,7 +41,8 @@ from collections.abc import Sequence
 
 import torch
 
-from xmodal.align.objectives import Objective, check_features, register_objective
+from xmodal.align.numerics import CHUNK_ELEMS, as_float, sq_dists
+from xmodal.align.objectives import SubsampledObjective, check_features, register_objective
 from xmodal.errors import XmodalError
 
 __all__ = ["MMD", "mmd2", "median_heuristic", "DEFAULT_SCALES"]
@@ -49,23 +50,14 @@ __all__ = ["MMD", "mmd2", "median_heuristic", "DEFAULT_SCALES"]
 #: Multipliers of the median heuristic that give the default bandwidths.
 DEFAULT_SCALES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 _ESTIMATORS = ("unbiased", "biased")
-_CHUNK_ELEMS = 1 << 22  # kernel entries per block
-
-
-def _sq_dists(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``(n, m)`` squared Euclidean distances, clamped at 0 (differentiable, no sqrt)."""
-    d2 = (A * A).sum(1, keepdim=True) + (B * B).sum(1).unsqueeze(0) - 2.0 * (A @ B.T)
-    return d2.clamp_min(0.0)
-
-
 def _kernel_sum(A: torch.Tensor, B: torch.Tensor, gammas: torch.Tensor, exclude_diagonal: bool) -> torch.Tensor:
     """``Σ_{i,j} Σ_b exp(-γ_b ‖a_i - b_j‖²)``, computed in row chunks; with ``exclude_diagonal`` (``A is B``)
     the ``i == j`` terms are left out."""
     n, m = A.shape[0], B.shape[0]
-    rows = max(1, _CHUNK_ELEMS // max(m, 1))
+    rows = max(1, CHUNK_ELEMS // max(m, 1))
     total = A.new_zeros(())
     for i0 in range(0, n, rows):
-        d2 = _sq_dists(A[i0 : i0 + rows], B)
+        d2 = sq_dists(A[i0 : i0 + rows], B)
         K = torch.exp(-gammas[0] * d2)
         for g in gammas[1:]:
             K = K + torch.exp(-g * d2)
@@ -99,10 +91,6 @@ def _gammas(bandwidths: Sequence[float], like: torch.Tensor) -> torch.Tensor:
     return torch.tensor([1.0 / (2.0 * b * b) for b in bandwidths], dtype=like.dtype, device=like.device)
 
 
-def _as_float(X: torch.Tensor) -> torch.Tensor:
-    return X if X.is_floating_point() else X.float()
-
-
 def _check_estimator(estimator: str) -> bool:
     if estimator not in _ESTIMATORS:
         raise XmodalError(f"unknown MMD estimator {estimator!r}; choose one of {list(_ESTIMATORS)}")
@@ -125,7 +113,7 @@ def mmd2(
     bw = _check_bandwidths(bandwidths)
     if unbiased and min(Xa.shape[0], Xb.shape[0]) < 2:
         raise XmodalError("the unbiased MMD estimate needs at least 2 samples per set; pass unbiased=False")
-    Xa, Xb = _as_float(Xa), _as_float(Xb)
+    Xa, Xb = as_float(Xa), as_float(Xb)
     dtype = torch.promote_types(Xa.dtype, Xb.dtype)
     Xa, Xb = Xa.to(dtype), Xb.to(dtype=dtype, device=Xa.device)
     g = _gammas(bw, Xa)
@@ -142,13 +130,13 @@ def median_heuristic(X: torch.Tensor, max_samples: int = 2000, seed: int = 0) ->
     check_features(X, None, "median-heuristic")
     if X.shape[0] < 2:
         raise XmodalError("the median heuristic needs at least 2 samples; pass explicit MMD bandwidths")
-    X = _as_float(X)
+    X = as_float(X)
     if X.shape[0] > max_samples:
         gen = torch.Generator().manual_seed(seed)
         X = X[torch.randperm(X.shape[0], generator=gen)[:max_samples].to(X.device)]
     with torch.no_grad():
         iu = torch.triu_indices(X.shape[0], X.shape[0], offset=1, device=X.device)
-        d = _sq_dists(X, X)[iu[0], iu[1]].sqrt()
+        d = sq_dists(X, X)[iu[0], iu[1]].sqrt()
         m = d.numel()  # NumPy's median: the mean of the two middle values when m is even
         med = float(d.kthvalue((m + 1) // 2).values + d.kthvalue(m // 2 + 1).values) / 2
     if not med > 0:
@@ -158,7 +146,7 @@ def median_heuristic(X: torch.Tensor, max_samples: int = 2000, seed: int = 0) ->
 
 
 @register_objective
-class MMD(Objective):
+class MMD(SubsampledObjective):
     """Squared MMD between target and source features (multi-bandwidth Gaussian kernel).
 
     Options:
@@ -176,19 +164,10 @@ class MMD(Objective):
     name = "mmd"
     uses_labels = False
 
-    def __init__(
-        self,
-        Xs: torch.Tensor,
-        ys: torch.Tensor | None = None,
-        *,
-        scales: Sequence[float] = DEFAULT_SCALES,
-        median: float | None = None,
-        bandwidths: Sequence[float] | None = None,
-        estimator: str = "unbiased",
-        max_samples: int | None = 1000,
-        median_samples: int = 2000,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, Xs: torch.Tensor, ys: torch.Tensor | None = None, *,
+                 scales: Sequence[float] = DEFAULT_SCALES, median: float | None = None,
+                 bandwidths: Sequence[float] | None = None, estimator: str = "unbiased",
+                 max_samples: int | None = 1000, median_samples: int = 2000, seed: int = 0) -> None:
         super().__init__(
             Xs, ys, scales=scales, median=median, bandwidths=bandwidths, estimator=estimator,
             max_samples=max_samples, median_samples=median_samples, seed=seed,
@@ -198,7 +177,7 @@ class MMD(Objective):
             raise XmodalError(f"MMD max_samples must be ≥ 2 or None, got {max_samples}")
         if self.unbiased and Xs.shape[0] < 2:
             raise XmodalError("the unbiased MMD estimate needs at least 2 source samples")
-        self.Xs = _as_float(Xs)
+        self.Xs = as_float(Xs)
         if bandwidths is None:
             if median is None:
                 median = median_heuristic(self.Xs, max_samples=median_samples, seed=seed)
@@ -213,16 +192,10 @@ class MMD(Objective):
         with torch.no_grad():
             self._source_term = _kernel_mean(self.Xs, self.Xs, self._gammas, within=True, unbiased=self.unbiased)
 
-    def _subsample(self, X: torch.Tensor) -> torch.Tensor:
-        if self.max_samples is None or X.shape[0] <= self.max_samples:
-            return X
-        idx = torch.randperm(X.shape[0], generator=self._gen)[: self.max_samples]
-        return X[idx.to(X.device)]
-
     def _estimate(self, Xt: torch.Tensor, Xs: torch.Tensor) -> torch.Tensor:
         if self.unbiased and Xt.shape[0] < 2:
             raise XmodalError("the unbiased MMD estimate needs at least 2 target samples; use estimator='biased'")
-        Xt = _as_float(Xt)
+        Xt = as_float(Xt)
         Xs = Xs.to(dtype=Xt.dtype, device=Xt.device)
         g = self._gammas.to(dtype=Xt.dtype, device=Xt.device)
         src = self._source_term.to(dtype=Xt.dtype, device=Xt.device)
@@ -232,13 +205,3 @@ class MMD(Objective):
             - 2.0 * _kernel_mean(Xt, Xs, g, within=False, unbiased=self.unbiased)
         )
 
-    def loss(self, Xt: torch.Tensor, yt: torch.Tensor | None = None) -> torch.Tensor:
-        """Subsampled MMD² estimate (differentiable w.r.t. ``Xt``); labels are ignored."""
-        self._check_target(Xt, yt)
-        return self._estimate(self._subsample(Xt), self._subsample(self.Xs))
-
-    def value(self, Xt: torch.Tensor, yt: torch.Tensor | None = None) -> float:
-        """Full-set MMD² (no subsampling, no gradient)."""
-        self._check_target(Xt, yt)
-        with torch.no_grad():
-            return float(self._estimate(Xt, self.Xs))

@@ -29,26 +29,21 @@ Memory: the inner step keeps the graph of one body backward (roughly 3× a plain
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from tqdm.auto import tqdm
 
-from xmodal.align.base import AlignConfig, Aligner, register_aligner
 from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
 from xmodal.model.bodies.base import Body, SourceTokens
-from xmodal.runtime import autocast, diverged
-from xmodal.train.checkpoint import check_run_key, load_checkpoint, save_checkpoint
 
-__all__ = ["alignment_loss", "uniformity_loss", "inner_update", "source_features_through", "MonaAligner"]
+__all__ = ["alignment_loss", "uniformity_loss", "inner_update", "source_features_through", "balanced_batch",
+           "OPTIONS"]
 
-_OPTIONS = {"lam": 1.0, "inner_lr": 1e-3, "inner_steps": 1, "source_batch": 32, "source_pool": 512,
+#: MoNA's options (``align_options``) and their defaults (see the module docstring)
+OPTIONS = {"lam": 1.0, "inner_lr": 1e-3, "inner_steps": 1, "source_batch": 32, "source_pool": 512,
             "source_length": 64, "temperature": 2.0}
 
 
@@ -79,20 +74,12 @@ def uniformity_loss(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return torch.logsumexp(-t * sq, dim=0) - np.log(sq.numel())
 
 
-def pool_tokens(out: torch.Tensor, mask: torch.Tensor | None, keeps_tokens: bool) -> torch.Tensor:
-    """Mean over the real tokens of body outputs ``(n, T, D)`` → ``(n, D)``."""
-    if mask is None or not keeps_tokens:
-        return out.mean(1)
-    m = mask.to(out.dtype).unsqueeze(-1)
-    return (out * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-
 def source_features_through(body: Body, params: dict[str, torch.Tensor], src: SourceTokens) -> torch.Tensor:
     """Unit-norm pooled features ``(n, out_width)`` of source tokens through ``body`` run with ``params``
     (e.g. inner-updated weights) by :func:`torch.func.functional_call`."""
     with sdpa_kernel([SDPBackend.MATH]):
         out = functional_call(body, params, (src.tokens, src.grid, src.mask))
-    pooled = pool_tokens(out, src.mask, body.keeps_tokens)
+    pooled = body.pool(out, src.mask)
     if pooled.dtype in (torch.float16, torch.bfloat16):
         pooled = pooled.float()
     return F.normalize(pooled, dim=-1)
@@ -129,7 +116,7 @@ def _inner_update(model, x, y, lr, steps, loss_first):
     return {**params, **current}, loss0
 
 
-def _balanced_batch(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+def balanced_batch(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
     """``n`` indices spread evenly over the classes (as many per class as fit; the rest at random)."""
     classes = labels.unique()
     per = max(2, n // max(1, len(classes)))
@@ -139,120 +126,3 @@ def _balanced_batch(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch
         picks.append(idx[torch.randperm(len(idx), generator=gen)[:per]])
     out = torch.cat(picks)
     return out[torch.randperm(len(out), generator=gen)[:n]]
-
-
-@register_aligner
-class MonaAligner(Aligner):
-    """MoNA: bi-level (meta-learning) optimisation of the embedder (see the module docstring)."""
-
-    name = "mona"
-    description = "MoNA: meta-learn f so that fine-tuning keeps the body's source knowledge (align+uniformity)"
-    default_epochs = 10
-    default_lr = 3e-5
-    weight_decay = 0.1
-
-    def check_options(self, options: dict) -> None:
-        unknown = set(options) - set(_OPTIONS)
-        if unknown:
-            raise XmodalError(f"unknown MoNA options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
-        o = {**_OPTIONS, **options}
-        if (o["lam"] < 0 or o["inner_lr"] <= 0 or int(o["inner_steps"]) < 1 or int(o["source_batch"]) < 2
-                or int(o["source_pool"]) < 2 or int(o["source_length"]) < 2 or o["temperature"] <= 0):
-            raise XmodalError(f"MoNA options out of range: {o} (lam ≥ 0, inner_lr > 0, inner_steps ≥ 1, "
-                              "source_batch ≥ 2, source_pool ≥ 2, source_length ≥ 2, temperature > 0)")
-
-    def run(
-        self,
-        model: CrossModalModel,
-        X: torch.Tensor,
-        y: torch.Tensor,
-        cfg: AlignConfig,
-        device: torch.device,
-        seed: int = 0,
-        progress: bool = True,
-    ) -> dict[str, Any]:
-        from xmodal.align.source_cache import subsample
-        from xmodal.data.proxies import get_proxy
-
-        self.check_options(cfg.options)
-        opt_ = {**_OPTIONS, **cfg.options}
-        t0 = time.perf_counter()
-        proxy_name = cfg.proxy or model.body.default_proxy
-        proxy = get_proxy(proxy_name)
-        part = proxy.subset(subsample(proxy.labels, int(opt_["source_pool"]), seed))
-        model.to(device)
-        src = model.body.source_tokens(part, max_length=int(opt_["source_length"])).to(device)
-        _, src_labels = np.unique(part.labels, return_inverse=True)
-        ys = torch.as_tensor(src_labels.reshape(-1), dtype=torch.long)
-        t_source = time.perf_counter() - t0
-
-        epochs = self.default_epochs if cfg.epochs is None else cfg.epochs
-        lr = self.default_lr if cfg.lr is None else cfg.lr
-        outer = [*model.embedder.parameters(), *model.head.parameters()]
-        saved = {id(p): p.requires_grad for p in model.parameters()}
-        for p in model.parameters():
-            p.requires_grad_(True)
-        opt = torch.optim.AdamW(outer, lr=lr, weight_decay=self.weight_decay)
-        gen = torch.Generator().manual_seed(seed + 7907)
-        n = X.shape[0]
-        bs = min(cfg.batch_size, n)
-        history: list[dict] = []
-        trained = torch.nn.ModuleDict({"embedder": model.embedder, "head": model.head})  # what the checkpoint keeps
-        start = 0
-        if cfg.checkpoint is not None and cfg.checkpoint.exists():
-            start, extra, state = load_checkpoint(cfg.checkpoint, trained, opt, None)
-            check_run_key(cfg.checkpoint, extra.get("run_key"), cfg.run_key)
-            history = list(extra["history"])
-            gen.set_state(state["sampler"])  # the global RNG (dropout) is restored by load_checkpoint
-            if progress and start < epochs:
-                tqdm.write(f"stage 2 (mona): resuming at epoch {start + 1} of {epochs} ({cfg.checkpoint})")
-        model.train()
-        bar = tqdm(range(start, epochs), desc="align (mona)", unit="epoch", disable=not progress, leave=False)
-        try:
-            for epoch in bar:
-                te = time.perf_counter()
-                sums = {"target_loss": 0.0, "source_align": 0.0, "source_uniform": 0.0, "loss": 0.0}
-                for step in range(cfg.steps_per_epoch):
-                    idx = torch.randperm(n, generator=gen)[:bs]
-                    xb, yb = X[idx].to(device), y[idx].to(device)
-                    sidx = _balanced_batch(ys, int(opt_["source_batch"]), gen)
-                    with autocast(device, cfg.precision):
-                        new_params, l_t = inner_update(model, xb, yb, float(opt_["inner_lr"]), int(opt_["inner_steps"]))
-                        z = source_features_through(model.body, new_params, src.select(sidx))
-                    l_a = alignment_loss(z, ys[sidx].to(device))
-                    l_u = uniformity_loss(z, float(opt_["temperature"]))
-                    total = l_t.float() + float(opt_["lam"]) * (l_a + l_u)
-                    if not bool(torch.isfinite(total.detach())):
-                        raise diverged("stage 2 (mona)", epoch + 1, step + 1, "loss", opt.param_groups[0]["lr"],
-                                       cfg.checkpoint)
-                    with sdpa_kernel([SDPBackend.MATH]):
-                        grads = torch.autograd.grad(total, outer, allow_unused=True)
-                    for p, g in zip(outer, grads, strict=True):
-                        p.grad = g
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    for k, v in (("target_loss", l_t), ("source_align", l_a), ("source_uniform", l_u),
-                                 ("loss", total)):
-                        sums[k] += float(v.detach())
-                row = {"epoch": epoch + 1, **{k: v / cfg.steps_per_epoch for k, v in sums.items()},
-                       "seconds": time.perf_counter() - te}
-                history.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.4g}")
-                if cfg.checkpoint is not None:
-                    save_checkpoint(cfg.checkpoint, trained, opt, None, epoch + 1,
-                                    {"history": history, "run_key": cfg.run_key},
-                                    {"sampler": gen.get_state()})
-        finally:
-            for p in model.parameters():
-                p.requires_grad_(saved[id(p)])
-                p.grad = None
-        return {
-            "objective": "mona",
-            "proxy": proxy_name,
-            "source_size": len(src),
-            "source_classes": int(ys.unique().numel()),
-            "options": opt_,
-            "source_seconds": t_source,
-            "seconds": time.perf_counter() - t0,
-            "history": history,
-        }

@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 import torch
 
 from xmodal.errors import XmodalError
+from xmodal.registry import Registry
 
-__all__ = ["Objective", "OBJECTIVES", "register_objective", "get_objective", "check_features"]
+__all__ = ["Objective", "SubsampledObjective", "OBJECTIVES", "register_objective", "get_objective", "check_features"]
 
 
 def check_features(X: torch.Tensor, y: torch.Tensor | None, name: str) -> None:
@@ -97,20 +98,46 @@ class Objective:
             return float(self.loss(Xt, yt))
 
 
-OBJECTIVES: dict[str, type[Objective]] = {}
+class SubsampledObjective(Objective):
+    """An objective whose :meth:`loss` estimates on at most ``max_samples`` random rows per side (drawn
+    without replacement by ``self._gen``) and whose :meth:`value` uses every row; subclasses set
+    ``max_samples`` and ``_gen`` and write :meth:`_estimate`."""
+
+    max_samples: int | None
+    _gen: torch.Generator
+
+    def _subsample(self, X: torch.Tensor) -> torch.Tensor:
+        if self.max_samples is None or X.shape[0] <= self.max_samples:
+            return X
+        idx = torch.randperm(X.shape[0], generator=self._gen)[: self.max_samples]
+        return X[idx.to(X.device)]
+
+    def _estimate(self, Xt: torch.Tensor, Xs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, Xt: torch.Tensor, yt: torch.Tensor | None = None) -> torch.Tensor:
+        """The estimate on subsamples of both sides (differentiable w.r.t. ``Xt``); labels are ignored."""
+        self._check_target(Xt, yt)
+        return self._estimate(self._subsample(Xt), self._subsample(self.Xs))
+
+    def value(self, Xt: torch.Tensor, yt: torch.Tensor | None = None) -> float:
+        """The full-set value (no subsampling, no gradient)."""
+        self._check_target(Xt, yt)
+        with torch.no_grad():
+            return float(self._estimate(Xt, self.Xs))
+
+
+OBJECTIVES: Registry[type[Objective]] = Registry("alignment objective")
 
 
 def register_objective(cls: type[Objective]) -> type[Objective]:
     """Class decorator: add an objective to :data:`OBJECTIVES` under ``cls.name``."""
-    OBJECTIVES[cls.name] = cls
+    OBJECTIVES.add(cls.name, cls)
     return cls
 
 
 def get_objective(name: str) -> type[Objective]:
     """The registered objective class called ``name``."""
-    try:
-        return OBJECTIVES[name]
-    except KeyError:
-        raise XmodalError(f"unknown alignment objective {name!r}; choose one of {sorted(OBJECTIVES)}") from None
+    return OBJECTIVES[name]
 
 

@@ -71,6 +71,7 @@ from typing import Any
 
 import torch
 
+from xmodal.align.numerics import precise_dtype, working_dtype
 from xmodal.align.objectives import Objective, check_features, register_objective
 from xmodal.align.sinkhorn import sinkhorn_cost, sinkhorn_divergence
 from xmodal.errors import XmodalError
@@ -91,10 +92,6 @@ def _sqdist(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """``(n, m)`` squared Euclidean distances, clamped at 0."""
     d2 = torch.addmm((A * A).sum(1, keepdim=True) + (B * B).sum(1).unsqueeze(0), A, B.T, alpha=-2.0)
     return d2.clamp_min(0.0)
-
-
-def _work_dtype(X: torch.Tensor) -> torch.dtype:
-    return torch.float64 if X.dtype == torch.float64 else torch.float32
 
 
 def _sqrt_trace(G: torch.Tensor) -> torch.Tensor:
@@ -209,7 +206,7 @@ class OTDD(Objective):
         self.max_iters, self.tol, self.seed = max_iters, float(tol), int(seed)
         self._calls = 0
         self.device = Xs.device
-        self.dtype = _work_dtype(Xs)
+        self.dtype = working_dtype(Xs)
 
         with torch.no_grad():
             Xs = Xs.detach().to(self.dtype)
@@ -273,7 +270,7 @@ class OTDD(Objective):
     def _gauss_stats(self, X: torch.Tensor, cls: _Classes) -> dict[str, torch.Tensor]:
         """Per-class mean ``(K, D)``, trace of the covariance ``(K,)`` and a factor ``F (K, r, D)`` with
         ``FᵀF = Σ`` (float64; centred data / √n if n ≤ D, else Cholesky of Σ + δI)."""
-        wd = torch.float32 if X.device.type == "mps" else torch.float64
+        wd = precise_dtype(X.device)
         pts = X[cls.idx].to(wd)  # (K, L, D)
         w = cls.mask.to(wd)
         n = w.sum(1)  # (K,)
@@ -300,7 +297,7 @@ class OTDD(Objective):
         one: on WNUT-16 (11 classes, one of 1476 points, the others 23-283) that is 11 × 384 = 4224
         rows against 384 + 918 = 1302 here, so the target × source product of every stage-2 step is
         3.2× smaller."""
-        wd = torch.float32 if X.device.type == "mps" else torch.float64
+        wd = precise_dtype(X.device)
         D = X.shape[1]
         blocks = []
         for k in range(cls.K):

@@ -72,6 +72,7 @@ import math
 
 import torch
 
+from xmodal.align.numerics import working_dtype
 from xmodal.errors import XmodalError
 
 __all__ = ["sinkhorn_cost", "sinkhorn_divergence", "sinkhorn_potentials", "SinkhornResult"]
@@ -94,10 +95,6 @@ class SinkhornResult:
 
     def __repr__(self) -> str:
         return f"SinkhornResult(iters={self.iters}, error={self.error:.2e}, shape={tuple(self.f.shape)})"
-
-
-def _work_dtype(t: torch.Tensor) -> torch.dtype:
-    return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def _check_problem(C: torch.Tensor, a: torch.Tensor, b: torch.Tensor, name: str = "C") -> None:
@@ -326,7 +323,7 @@ def _final_value(
 
 def _prepare(C, a, b, name="C"):
     _check_problem(C, a, b, name)
-    dtype = _work_dtype(C)
+    dtype = working_dtype(C)
     return C.to(dtype), _normalise(a, dtype), _normalise(b, dtype)
 
 

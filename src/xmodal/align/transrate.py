@@ -36,16 +36,13 @@ from __future__ import annotations
 
 import torch
 
+from xmodal.align.numerics import precise_dtype
 from xmodal.align.objectives import Objective, check_features, register_objective
 from xmodal.errors import XmodalError
 
 __all__ = ["TransRate", "coding_rate", "transrate", "CONVENTIONS"]
 
 CONVENTIONS = ("code", "mcr2")
-
-
-def _work_dtype(Z: torch.Tensor) -> torch.dtype:
-    return torch.float32 if Z.device.type == "mps" else torch.float64
 
 
 def _check_eps(eps: float, convention: str) -> None:
@@ -77,7 +74,7 @@ def coding_rate(Z: torch.Tensor, eps: float = 1e-4, *, convention: str = "code")
     docstring for the two conventions. Differentiable 0-d tensor (float64 except on MPS)."""
     check_features(Z, None, "coding-rate")
     _check_eps(eps, convention)
-    return _rate(Z.to(_work_dtype(Z)), eps, convention)
+    return _rate(Z.to(precise_dtype(Z.device)), eps, convention)
 
 
 def transrate(
@@ -87,7 +84,7 @@ def transrate(
     (higher = more transferable). Features are centred over all rows first; differentiable."""
     check_features(Z, y, "TransRate")
     _check_eps(eps, convention)
-    Z = Z.to(_work_dtype(Z))
+    Z = Z.to(precise_dtype(Z.device))
     Z = Z - Z.mean(0, keepdim=True)
     if normalize:
         rms = Z.pow(2).sum(1).mean().sqrt()
@@ -123,17 +120,9 @@ class TransRate(Objective):
     name = "transrate"
     uses_labels = True
 
-    def __init__(
-        self,
-        Xs: torch.Tensor,
-        ys: torch.Tensor | None = None,
-        *,
-        eps: float = 1e-4,
-        convention: str = "code",
-        normalize: bool = False,
-        max_samples: int | None = None,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, Xs: torch.Tensor, ys: torch.Tensor | None = None, *, eps: float = 1e-4,
+                 convention: str = "code", normalize: bool = False, max_samples: int | None = None,
+                 seed: int = 0) -> None:
         super().__init__(
             Xs, ys, eps=eps, convention=convention, normalize=normalize, max_samples=max_samples, seed=seed
         )

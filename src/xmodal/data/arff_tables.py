@@ -164,13 +164,7 @@ def arff_dataset(
         table.X, table.y, test_size=test_size, stratify=table.y, random_state=seed
     )
     return dataset_from_arrays(
-        name or Path(path).name.split(".")[0],
-        X_tr,
-        y_tr,
-        X_te,
-        y_te,
-        task="classification",
-        metric="accuracy",
+        name or Path(path).name.split(".")[0], X_tr, y_tr, X_te, y_te, task="classification", metric="accuracy",
         description=description or f"ARFF table {table.relation!r} from {Path(path).name}",
         meta={
             "source": f"{table.meta['source']} (split: train_test_split(test_size={test_size}, stratify=y, "

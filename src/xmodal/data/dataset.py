@@ -15,7 +15,7 @@ class Dataset:
 
     Attributes:
         name: short identifier (``"gunpoint"``).
-        task: task kind name (see :mod:`xmodal.data.tasks`).
+        task: task kind name (see :mod:`xmodal.tasks`).
         X_train: inputs, ``(N, C, *S)`` float32 (tabular rows are ``(N, 1, F)``).
         y_train: targets in the task kind's canonical layout.
         X_test: test inputs with the same per-sample shape, or ``None``.

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from xmodal.errors import XmodalError
+from xmodal.registry import LoaderEntry, Registry, Requirements
 
 __all__ = [
     "ProxySet", "PROXIES", "register_proxy", "get_proxy", "list_proxies", "proxy_table", "read_conll",
@@ -80,21 +81,15 @@ class ProxySet:
 
 
 @dataclass(frozen=True)
-class _Entry:
-    name: str
-    loader: Callable[[], ProxySet]
+class ProxyEntry(LoaderEntry):
+    """A registered proxy (its loader returns a :class:`ProxySet`, once per process) and its modality."""
+
     modality: str
-    description: str
-    #: Top-level modules the loader needs (checked with ``find_spec``, never imported).
-    requires: tuple[str, ...]
-    #: How to get them, quoted in errors.
-    install: str
-    #: Extra availability check (data files present); ``None`` means none.
-    check: Callable[[], bool] | None
 
 
 #: The registry: proxy name → entry. Fill it with :func:`register_proxy`.
-PROXIES: dict[str, _Entry] = {}
+PROXIES: Registry[ProxyEntry] = Registry(
+    "source proxy", hint=", a CoNLL-format NER file, or a folder of CIFAR-10 binary batches (data_batch_*.bin)")
 
 
 def register_proxy(
@@ -111,26 +106,11 @@ def register_proxy(
         raise ValueError(f"proxy modality must be 'text' or 'image', got {modality!r}")
 
     def deco(loader: Callable[[], ProxySet]) -> Callable[[], ProxySet]:
-        if name in PROXIES:
-            raise ValueError(f"proxy {name!r} is registered twice")
-        PROXIES[name] = _Entry(name, functools.lru_cache(maxsize=1)(loader), modality, description,
-                               tuple(requires), install, check)
+        PROXIES.add(name, ProxyEntry(name, functools.lru_cache(maxsize=1)(loader), description,
+                                     Requirements(tuple(requires), install, check), modality))
         return loader
 
     return deco
-
-
-def _missing(entry: _Entry) -> list[str]:
-    return [m for m in entry.requires if importlib.util.find_spec(m) is None]
-
-
-def _available(entry: _Entry) -> bool:
-    if _missing(entry):
-        return False
-    try:
-        return entry.check() if entry.check is not None else True
-    except Exception:  # a broken package counts as absent
-        return False
 
 
 def list_proxies() -> list[str]:
@@ -140,7 +120,8 @@ def list_proxies() -> list[str]:
 
 def proxy_table() -> list[tuple[str, str, str, bool]]:
     """``(name, modality, description, available)`` of every registered proxy, sorted by name."""
-    return [(e.name, e.modality, e.description, _available(e)) for e in sorted(PROXIES.values(), key=lambda e: e.name)]
+    return [(e.name, e.modality, e.description, e.needs.available())
+            for e in sorted(PROXIES.values(), key=lambda e: e.name)]
 
 
 def get_proxy(name_or_path: str | Path) -> ProxySet:
@@ -156,9 +137,10 @@ def get_proxy(name_or_path: str | Path) -> ProxySet:
     key = str(name_or_path)
     entry = PROXIES.get(key)
     if entry is not None:
-        missing = _missing(entry)
+        missing = entry.needs.missing()
         if missing:
-            raise XmodalError(f"the {key!r} proxy needs {', '.join(missing)}, which is not installed: {entry.install}")
+            raise XmodalError(f"the {key!r} proxy needs {', '.join(missing)}, which is not installed: "
+                              f"{entry.needs.install}")
         p = entry.loader()
         inputs = [list(s) for s in p.inputs] if p.modality == "text" else p.inputs
         return dataclasses.replace(p, inputs=inputs, classes=list(p.classes), meta=dict(p.meta))
@@ -169,10 +151,7 @@ def get_proxy(name_or_path: str | Path) -> ProxySet:
         return cifar10_proxy(path)
     if "/" in key or "\\" in key or path.suffix:
         raise XmodalError(f"source proxy path {key!r} does not exist (a CoNLL file or a CIFAR-10 binary folder)")
-    raise XmodalError(
-        f"unknown source proxy {key!r}; choose one of {list_proxies()}, a CoNLL-format NER file, "
-        "or a folder of CIFAR-10 binary batches (data_batch_*.bin)"
-    )
+    raise PROXIES.unknown(key)
 
 
 # ---------------------------------------------------------------------------------------------

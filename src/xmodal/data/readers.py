@@ -27,20 +27,22 @@ from typing import Any
 import numpy as np
 
 from xmodal.data.dataset import Dataset
-from xmodal.data.tasks import get_task_kind, infer_task_kind
-from xmodal.data.validation import check_X, check_Xy
+from xmodal.data.validation import check_X, check_Xy, target_array
 from xmodal.errors import XmodalError
+from xmodal.tasks import LABELS_KIND, get_task_kind, infer_task_kind
 
 __all__ = ["is_pickle", "check_numpy_file", "read_npz",
            "read_csv", "read_csv_features", "encode_table", "write_npz", "dataset_from_arrays",
            "encode_labels"]
 
-_CLASSIFICATION_KINDS = ("classification", "dense-classification")
-
-
 # --------------------------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _may_hold_labels(task: str) -> bool:
+    """Whether targets of ``task`` (``"auto"`` or a kind name) may be text class labels."""
+    return task == "auto" or get_task_kind(task).class_labels
 
 
 def encode_labels(
@@ -89,17 +91,8 @@ def _label_sort_key(labels: set[str]):
 
 
 def dataset_from_arrays(
-    name: str,
-    X_train: Any,
-    y_train: Any,
-    X_test: Any = None,
-    y_test: Any = None,
-    *,
-    task: str = "auto",
-    spatial_dims: int | None = None,
-    metric: str | None = None,
-    description: str = "",
-    meta: dict | None = None,
+    name: str, X_train: Any, y_train: Any, X_test: Any = None, y_test: Any = None, *, task: str = "auto",
+    spatial_dims: int | None = None, metric: str | None = None, description: str = "", meta: dict | None = None,
 ) -> Dataset:
     """Validate a train (and optional test) split and wrap it in a :class:`Dataset`.
 
@@ -107,7 +100,7 @@ def dataset_from_arrays(
         name: the dataset's short name.
         X_train: ``(N, C, *S)`` inputs (or any layout :func:`~xmodal.data.validation.check_X` accepts:
             ``(N, F)`` rows become ``(N, 1, F)``; with ``spatial_dims``, ``(N, *S)`` becomes ``(N, 1, *S)``).
-        y_train: ``N`` targets in a layout the task kind accepts (see :mod:`xmodal.data.tasks`).
+        y_train: ``N`` targets in a layout the task kind accepts (see :mod:`xmodal.tasks`).
         X_test: ``(M, C, *S)`` test inputs with the training per-sample shape, or ``None``.
         y_test: ``M`` test targets in the same layout as ``y_train``, or ``None`` (both or neither).
         task: task kind name, or ``"auto"`` to infer it from ``y_train``.
@@ -162,12 +155,7 @@ def _check_test_targets(
     fine while a test label outside the training classes ``0..K-1`` is refused.
     """
     ytr = np.asarray(y_train)
-    try:
-        yte = np.asarray(y_test)
-    except Exception as exc:
-        raise XmodalError(f"y_test cannot be read as an array ({exc})") from exc
-    if yte.ndim == 0 or yte.shape[0] == 0:
-        raise XmodalError(f"y_test is empty (shape {yte.shape}); provide one target per test sample")
+    yte = target_array(y_test, "y_test")
     if yte.shape[0] != n_test:
         raise XmodalError(
             f"X_test has {n_test} samples but y_test has {yte.shape[0]}; they must have the same length"
@@ -190,7 +178,7 @@ def _check_test_targets(
         both, k_both = kind.check_targets(np.concatenate([ytr, yte]), spatial)
     except XmodalError as exc:
         raise XmodalError(f"y_test: {exc}") from None
-    if task in _CLASSIFICATION_KINDS and k_both != k:
+    if kind.exclusive_classes and k_both != k:
         raise XmodalError(
             f"y_test has label {k_both - 1}, outside the training classes 0..{k - 1}; "
             "encode train and test labels with the same encoder (fitted on the training labels)"
@@ -277,13 +265,13 @@ def read_npz(path: str | os.PathLike, spatial_dims: int | None = None, task: str
         meta["classes"] = [str(c) for c in arrays["classes"].ravel()]
     if task == "auto" and "task" in arrays and arrays["task"].dtype.kind == "U":
         task = str(arrays["task"].reshape(()))
-    if arrays["y_train"].dtype.kind in "US" and arrays["y_train"].ndim == 1 and task in ("auto", "classification"):
+    if arrays["y_train"].dtype.kind in "US" and arrays["y_train"].ndim == 1 and _may_hold_labels(task):
         # class names, as in a CSV: indices 0..K-1 in sorted order, the names in meta["classes"]
         y_te = arrays.get("y_test")
         arrays["y_train"], y_te_idx, meta["classes"] = encode_labels(arrays["y_train"], y_te)
         if y_te is not None:
             arrays["y_test"] = y_te_idx
-        task = "classification"
+        task = LABELS_KIND
     return dataset_from_arrays(
         p.stem,
         arrays["X_train"],
@@ -669,13 +657,13 @@ def read_csv(
         y = _numeric_targets(y_raw, p, target_name)
         y_te = None if y_te_raw is None else _numeric_targets(y_te_raw, pt, target_name)
     else:
-        if task not in ("auto", "classification"):
+        if not _may_hold_labels(task):
             raise XmodalError(
                 f"the target column {target_name!r} holds non-numeric values (e.g. "
                 f"{next(c for c in y_raw if not _is_number(c))!r}), which only task='classification' "
                 f"accepts, not task={task!r}"
             )
-        task = "classification"
+        task = LABELS_KIND
         y, y_te, classes = encode_labels(y_raw, y_te_raw)
         meta["classes"] = classes
 
@@ -686,7 +674,7 @@ def read_csv(
         if task == "auto":
             task = infer_task_kind(y, (len(columns),))  # guessed on every row, once (a close call warns once)
         name = task
-        split = _split(np.arange(len(y)), y, float(test_size), seed, stratify=name in _CLASSIFICATION_KINDS)[:2]
+        split = _split(np.arange(len(y)), y, float(test_size), seed, stratify=get_task_kind(name).exclusive_classes)[:2]
     X, features, encoding = encode_table(cells, columns, str(p), encoding, line, impute,
                                          fit_rows=None if split is None else split[0])
     meta.update(feature_names=features, encoding=encoding)
@@ -694,12 +682,7 @@ def read_csv(
     if split is not None:
         X, X_te, y, y_te = X[split[0]], X[split[1]], y[split[0]], y[split[1]]
     return dataset_from_arrays(
-        p.stem,
-        X,
-        y,
-        X_te,
-        y_te,
-        task=task,
+        p.stem, X, y, X_te, y_te, task=task,
         description=f"user table from {p.name}",
         meta=meta,
     )

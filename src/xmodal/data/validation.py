@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from xmodal.data.tasks import get_task_kind, infer_task_kind
 from xmodal.errors import InputTypeError, XmodalError
+from xmodal.tasks import get_task_kind, infer_task_kind
 
 __all__ = ["check_X", "check_Xy", "check_same_layout"]
 
@@ -103,6 +103,17 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
     return np.ascontiguousarray(arr)
 
 
+def target_array(y: Any, what: str) -> np.ndarray:
+    """``y`` as an array with one target per sample, or an error naming ``what`` ("y", "y_test")."""
+    try:
+        ya = np.asarray(y)
+    except Exception as exc:
+        raise XmodalError(f"{what} cannot be read as an array ({exc})") from exc
+    if ya.ndim == 0 or ya.shape[0] == 0:
+        raise XmodalError(f"{what} is empty (shape {ya.shape}); provide one target per sample")
+    return ya
+
+
 def check_Xy(
     X: Any, y: Any, task: str = "auto", spatial_dims: int | None = None, min_classes: int = 2
 ) -> tuple[np.ndarray, np.ndarray, str, int]:
@@ -112,18 +123,13 @@ def check_Xy(
 
     Returns:
         ``(X, y, task, K)``: ``X`` as in :func:`check_X`, ``y`` canonical for the task kind
-        (see :mod:`xmodal.data.tasks`), the resolved task name and the number of outputs ``K``.
+        (see :mod:`xmodal.tasks`), the resolved task name and the number of outputs ``K``.
     """
     Xc = check_X(X, spatial_dims)
     if y is None:
         raise XmodalError("this estimator requires y to be passed, but the target y is None; supervised fitting "
                           "needs one target per sample")
-    try:
-        ya = np.asarray(y)
-    except Exception as exc:
-        raise XmodalError(f"y cannot be read as an array ({exc})") from exc
-    if ya.ndim == 0 or ya.shape[0] == 0:
-        raise XmodalError(f"y is empty (shape {ya.shape}); provide one target per sample")
+    ya = target_array(y, "y")
     if min_classes >= 2 and Xc.shape[0] < 2:  # fitting (scoring passes min_classes=1)
         raise XmodalError(f"fitting needs at least 2 samples, got 1 sample (n_samples={Xc.shape[0]})")
     if ya.shape[0] != Xc.shape[0]:

@@ -12,7 +12,7 @@ and is called as ``metric(y_true, values, num_classes=None) -> float``. The form
 metric's docstring. Computation uses :mod:`torchmetrics.functional`; scikit-learn is only the test
 oracle.
 
-Shapes follow :mod:`xmodal.data.tasks` (``N`` samples, ``K`` outputs/classes, ``S`` spatial shape):
+Shapes follow :mod:`xmodal.tasks` (``N`` samples, ``K`` outputs/classes, ``S`` spatial shape):
 classification ``y`` is ``(N,)`` or ``(N, *S)`` integer labels with scores ``(N, K)`` /
 ``(N, K, *S)``; multilabel ``y`` and scores are ``(N, K)``; regression ``y`` and predictions are
 ``(N, K)`` or ``(N, K, *S)``.
@@ -35,8 +35,9 @@ from typing import ClassVar, Literal
 
 import torch
 
-from xmodal.data.tasks import TASK_KINDS, TaskKind, get_task_kind
 from xmodal.errors import XmodalError
+from xmodal.registry import Registry
+from xmodal.tasks import TASK_KINDS, TaskKind, get_task_kind
 
 __all__ = ["Metric", "METRICS", "get_metric", "list_metrics", "metrics_for", "evaluate"]
 
@@ -51,7 +52,7 @@ class Metric:
     name: ClassVar[str]
     higher_is_better: ClassVar[bool]
     needs: ClassVar[Literal["predictions", "scores"]]
-    #: Names of the task kinds (:data:`xmodal.data.tasks.TASK_KINDS`) the metric applies to.
+    #: Names of the task kinds (:data:`xmodal.tasks.TASK_KINDS`) the metric applies to.
     tasks: ClassVar[frozenset[str]]
 
     def __call__(self, y_true: torch.Tensor, values: torch.Tensor, num_classes: int | None = None) -> float:
@@ -77,20 +78,17 @@ class Metric:
         return f"<metric {self.name!r}: needs {self.needs}, {order} is better, tasks {sorted(self.tasks)}>"
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric", sort=False)
 
 
 def _register(cls: type[Metric]) -> type[Metric]:
-    METRICS[cls.name] = cls()
+    METRICS.add(cls.name, cls())
     return cls
 
 
 def get_metric(name: str) -> Metric:
     """The registered metric called ``name`` (see :data:`METRICS`)."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise XmodalError(f"unknown metric {name!r}; choose one of {list_metrics()}") from None
+    return METRICS[name]
 
 
 def list_metrics() -> list[str]:
@@ -199,11 +197,59 @@ def _macro_binary(fn, targets: torch.Tensor, scores: torch.Tensor, need_negative
 
 
 # --------------------------------------------------------------------------------------------------
-# metrics
+# metrics: one intermediate class per kind of input, then one small class per metric
+
+
+class _LabelMetric(Metric):
+    """Scores predicted class labels against true ones (classification, dense classification)."""
+
+    needs = "predictions"
+    tasks = _CLASSIFICATION
+
+
+class _TorchmetricsLabels(_LabelMetric):
+    """A label metric computed by ``torchmetrics.functional.classification.<function>`` with ``average``."""
+
+    function: ClassVar[str]
+    average: ClassVar[str]
+
+    def compute(self, y_true, values, num_classes):
+        y, p, k = _label_pair(self.name, y_true, values, num_classes)
+        import torchmetrics.functional.classification as tmc  # lazy: torchmetrics is slow to import
+
+        return getattr(tmc, self.function)(p, y, k, average=self.average).item()
+
+
+class _RankingMetric(Metric):
+    """Scores class scores / probabilities one-vs-rest (classification, multilabel)."""
+
+    higher_is_better = True
+    needs = "scores"
+    tasks = _RANKING
+
+
+class _RegressionMetric(Metric):
+    """Scores real-valued predictions (regression, dense regression); lower is better unless set."""
+
+    higher_is_better = False
+    needs = "predictions"
+    tasks = _REGRESSION
+
+
+class _TorchmetricsError(_RegressionMetric):
+    """An element-wise error computed by ``torchmetrics.functional.<function>(preds, target)``."""
+
+    function: ClassVar[str]
+
+    def compute(self, y_true, values, num_classes):
+        y, p = _real_pair(self.name, y_true, values)
+        import torchmetrics.functional
+
+        return getattr(torchmetrics.functional, self.function)(p, y).item()
 
 
 @_register
-class Accuracy(Metric):
+class Accuracy(_TorchmetricsLabels):
     """Fraction of correct class predictions, over all samples (and positions, for dense tasks).
 
     ``accuracy = (1/M) Σ_j [ŷ_j = y_j]`` with ``M = N·|S|`` after flattening ``(N, *S)``.
@@ -211,32 +257,23 @@ class Accuracy(Metric):
 
     name = "accuracy"
     higher_is_better = True
-    needs = "predictions"
-    tasks = _CLASSIFICATION
-
-    def compute(self, y_true, values, num_classes):
-        y, p, k = _label_pair(self.name, y_true, values, num_classes)
-        # torchmetrics' default ``average="macro"`` is per-class recall, not accuracy.
-        from torchmetrics.functional.classification import multiclass_accuracy  # lazy: importing it takes ~2 s
-
-        return multiclass_accuracy(p, y, k, average="micro").item()
+    function = "multiclass_accuracy"
+    average = "micro"  # torchmetrics' default, "macro", is per-class recall, not accuracy
 
 
 @_register
-class Error(Metric):
+class Error(_LabelMetric):
     """0-1 error: ``error = 1 − accuracy = (1/M) Σ_j [ŷ_j ≠ y_j]``."""
 
     name = "error"
     higher_is_better = False
-    needs = "predictions"
-    tasks = _CLASSIFICATION
 
     def compute(self, y_true, values, num_classes):
         return 1.0 - METRICS["accuracy"].compute(y_true, values, num_classes)
 
 
 @_register
-class MacroF1(Metric):
+class MacroF1(_TorchmetricsLabels):
     """Unweighted mean over classes of ``F1_c = 2·TP_c / (2·TP_c + FP_c + FN_c)``.
 
     Classes that occur neither in ``y_true`` nor in the predictions are left out of the mean (as
@@ -245,18 +282,12 @@ class MacroF1(Metric):
 
     name = "macro_f1"
     higher_is_better = True
-    needs = "predictions"
-    tasks = _CLASSIFICATION
-
-    def compute(self, y_true, values, num_classes):
-        y, p, k = _label_pair(self.name, y_true, values, num_classes)
-        from torchmetrics.functional.classification import multiclass_f1_score
-
-        return multiclass_f1_score(p, y, k, average="macro").item()
+    function = "multiclass_f1_score"
+    average = "macro"
 
 
 @_register
-class AUROC(Metric):
+class AUROC(_RankingMetric):
     """Area under the ROC curve, one-vs-rest, macro-averaged over classes (labels for multilabel).
 
     ``auroc = (1/|C|) Σ_{c∈C} AUC(s_{·c}, [y = c])`` where ``AUC`` is the trapezoidal area under the
@@ -266,9 +297,6 @@ class AUROC(Metric):
     """
 
     name = "auroc"
-    higher_is_better = True
-    needs = "scores"
-    tasks = _RANKING
 
     def compute(self, y_true, values, num_classes):
         targets, scores, multiclass = _one_vs_rest(self.name, y_true, values)
@@ -280,7 +308,7 @@ class AUROC(Metric):
 
 
 @_register
-class MeanAveragePrecision(Metric):
+class MeanAveragePrecision(_RankingMetric):
     """Mean average precision: macro mean over labels (multilabel) or classes (one-vs-rest).
 
     ``AP_c = Σ_n (R_n − R_{n−1}) · P_n`` over the decreasing score thresholds of column ``c``
@@ -290,9 +318,6 @@ class MeanAveragePrecision(Metric):
     """
 
     name = "map"
-    higher_is_better = True
-    needs = "scores"
-    tasks = _RANKING
 
     def compute(self, y_true, values, num_classes):
         targets, scores, _ = _one_vs_rest(self.name, y_true, values)
@@ -302,39 +327,23 @@ class MeanAveragePrecision(Metric):
 
 
 @_register
-class MSE(Metric):
+class MSE(_TorchmetricsError):
     """Mean squared error over all elements: ``mse = (1/|y|) Σ (ŷ − y)²``."""
 
     name = "mse"
-    higher_is_better = False
-    needs = "predictions"
-    tasks = _REGRESSION
-
-    def compute(self, y_true, values, num_classes):
-        y, p = _real_pair(self.name, y_true, values)
-        from torchmetrics.functional import mean_squared_error
-
-        return mean_squared_error(p, y).item()
+    function = "mean_squared_error"
 
 
 @_register
-class MAE(Metric):
+class MAE(_TorchmetricsError):
     """Mean absolute error over all elements: ``mae = (1/|y|) Σ |ŷ − y|``."""
 
     name = "mae"
-    higher_is_better = False
-    needs = "predictions"
-    tasks = _REGRESSION
-
-    def compute(self, y_true, values, num_classes):
-        y, p = _real_pair(self.name, y_true, values)
-        from torchmetrics.functional import mean_absolute_error
-
-        return mean_absolute_error(p, y).item()
+    function = "mean_absolute_error"
 
 
 @_register
-class RelativeL2(Metric):
+class RelativeL2(_RegressionMetric):
     """Relative L2 error as FNO / PDEBench report it, averaged over samples.
 
     ``rel_l2 = (1/N) Σ_i ‖ŷ_i − y_i‖₂ / ‖y_i‖₂`` with each sample ``i`` flattened over all its
@@ -343,9 +352,6 @@ class RelativeL2(Metric):
     """
 
     name = "rel_l2"
-    higher_is_better = False
-    needs = "predictions"
-    tasks = _REGRESSION
 
     def compute(self, y_true, values, num_classes):
         y, p = _real_pair(self.name, y_true, values)
@@ -355,7 +361,7 @@ class RelativeL2(Metric):
 
 
 @_register
-class R2(Metric):
+class R2(_RegressionMetric):
     """Coefficient of determination, averaged uniformly over output channels.
 
     ``R²_k = 1 − Σ_j (ŷ_jk − y_jk)² / Σ_j (y_jk − ȳ_k)²`` and ``r2 = (1/K) Σ_k R²_k``, with ``j``
@@ -366,8 +372,6 @@ class R2(Metric):
 
     name = "r2"
     higher_is_better = True
-    needs = "predictions"
-    tasks = _REGRESSION
 
     def compute(self, y_true, values, num_classes):
         y, p = _real_pair(self.name, y_true, values)

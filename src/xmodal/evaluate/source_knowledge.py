@@ -14,6 +14,8 @@
   subsets are enumerated when there are at most ``trials`` of them. Our bodies are encoders without
   their pretraining classifier, so the "complete source model" is the body followed by a logistic
   regression fitted on the proxy (``K_s`` = the proxy's classes).
+* :func:`source_otdd` — the Gaussian-inner OTDD between a model's embedded target data and the source
+  proxy's features (ORCA's measure of how close stage 2 left the target to the source modality).
 
 Both use scikit-learn's ``LogisticRegression`` on standardised features (no hand-written solver).
 """
@@ -28,9 +30,28 @@ import numpy as np
 import torch
 
 from xmodal.errors import XmodalError
+from xmodal.model.assembly import CrossModalModel
 from xmodal.model.bodies.base import Body
 
-__all__ = ["proxy_body_features", "source_probe", "modality_discrepancy", "best_matching_error"]
+__all__ = ["proxy_body_features", "source_probe", "modality_discrepancy", "best_matching_error", "source_otdd"]
+
+
+def source_otdd(model: CrossModalModel, X: torch.Tensor, y: torch.Tensor, Xs: torch.Tensor, ys: torch.Tensor,
+                k_source: int, seed: int = 0) -> float:
+    """Gaussian-inner OTDD between ``model``'s embedded inputs ``X`` ``(N, C, *S)`` (labels: ``y`` or its
+    k-means pseudo-labels, as stage 2 uses them) and source features ``Xs`` ``(n, D)`` with labels ``ys``."""
+    from xmodal.align.otdd import OTDD
+    from xmodal.align.targets import embed_features, target_labels
+
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    try:
+        feats = embed_features(model, X, device).cpu()
+    finally:
+        model.train(was)
+    labels = target_labels(model, y, k_source, seed)
+    return float(OTDD(Xs, ys, inner="gaussian").value(feats, labels))
 
 
 @torch.no_grad()
@@ -153,8 +174,8 @@ def modality_discrepancy(
     Raises:
         XmodalError: fewer source classes than target classes (MoNA's assumption), or bad inputs.
     """
-    from xmodal.align.distance import target_labels
     from xmodal.align.source_cache import subsample
+    from xmodal.align.targets import target_labels
     from xmodal.data.proxies import get_proxy
     from xmodal.data.validation import check_same_layout, check_X
 

@@ -16,11 +16,8 @@ metric itself).
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import multiprocessing
-import statistics
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -31,14 +28,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from xmodal.errors import TrainingDiverged, XmodalError
+from xmodal.errors import XmodalError
+from xmodal.evaluate.report import mean_pm, write_csv
+from xmodal.experiments.cells import cell_key, fit_cell, load_cell, save_cell, shown_value, summarize_cells
 from xmodal.experiments.suite import SuiteTask, get_task
+from xmodal.files import atomic_write_text
 from xmodal.tuning.search import DEFAULT_BUDGET
 
 __all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "head_to_head",
            "DEFAULT_METHODS"]
 
-DEFAULT_METHODS = ("orca", "mona", "finetune", "scratch", "peer")
+#: the method that runs the task's expert baseline (:mod:`xmodal.experiments.peers`) instead of a strategy
+PEER = "peer"
+#: the references xmodal is held against in the head-to-head: the expert and a randomly initialised body
+REFERENCES = (PEER, "scratch")
+DEFAULT_METHODS = ("orca", "mona", "finetune", "scratch", PEER)
 #: the validation protocol of every xmodal cell: this share of the training data scores the run, then the
 #: model is refit on all of it (the test split is never used for a choice)
 VALIDATION = 0.2
@@ -61,14 +65,13 @@ class BenchResult:
 def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_budget: str = DEFAULT_BUDGET) -> str:
     spec = {"task": task.name, "dataset": task.dataset_name, "settings": task.settings, "peer": task.peer,
             "method": method, "seed": seed, "body": body, "n_train": n_train}
-    if task.peer_options and method == "peer":  # only when set, so that the other cells keep their keys
+    if task.peer_options and method == PEER:  # only when set, so that the other cells keep their keys
         spec["peer_options"] = task.peer_options
-    if method != "peer":  # xmodal cells: validation run on VALIDATION of the training data, then refit on all
+    if method != PEER:  # xmodal cells: validation run on VALIDATION of the training data, then refit on all
         spec["protocol"] = {"validation": VALIDATION, "refit": True}
     if method.startswith(TUNED):
         spec["tuning"] = {"budget": tune_budget, "space": "default"}
-    blob = json.dumps(spec, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return cell_key(spec)
 
 
 def _tuned_settings(task: SuiteTask, data: Any, seed: int, body: str, tune_dir: Path,
@@ -90,23 +93,23 @@ def _tuned_settings(task: SuiteTask, data: Any, seed: int, body: str, tune_dir: 
 
 def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tune_dir: Path | None = None,
               tune_budget: str = DEFAULT_BUDGET) -> dict[str, Any]:
-    from xmodal.data.tasks import get_task_kind
     from xmodal.estimator import CrossModalEstimator, NotLearnedWarning
     from xmodal.evaluate.metrics import get_metric
     from xmodal.experiments.peers import get_peer
+    from xmodal.tasks import get_task_kind
 
     metric = get_task_kind(data.task).default_metric
     row: dict[str, Any] = {"task": task.name, "method": method, "seed": seed, "metric": metric,
                            "higher_is_better": get_metric(metric).higher_is_better}
     t0 = time.perf_counter()
-    if method == "peer":
+    if method == PEER:
         value, _ = get_peer(task.peer).run(data, seed, **task.peer_options)
         row.update(value=value, peer=task.peer, align_s=0.0, finetune_s=0.0)
     else:
         settings: dict[str, Any] = dict(task.settings)
         name = method
         if method.startswith(TUNED):
-            name = method[len(TUNED):]
+            name = _strategy_name(method)
             tuned, tune_s = _tuned_settings(task, data, seed, body, tune_dir or Path("bench") / "tune", tune_budget)
             settings = tuned
             row["tune_s"] = tune_s
@@ -114,12 +117,8 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
                                   validation=VALIDATION, refit=True, **settings)
         with warnings.catch_warnings(record=True) as caught:  # recorded in the row, not printed per cell
             warnings.simplefilter("always", NotLearnedWarning)
-            try:
-                est.fit(data.fit_inputs(data.X_train), data.y_train)
-            except TrainingDiverged as exc:  # a failed cell, recorded as such; the suite goes on
-                row.update(value=None, validation=None, diverged=str(exc)[:300], align_s=0.0, finetune_s=0.0,
-                           total_s=time.perf_counter() - t0)
-                return row
+            if not fit_cell(lambda: est.fit(data.fit_inputs(data.X_train), data.y_train), row, t0):
+                return row  # a failed cell, recorded as such; the suite goes on
         row.update(value=float(est.score(data.fit_inputs(data.X_test), data.y_test, metric=metric)),
                    validation=est.validation_score_,
                    not_learned=any(issubclass(w.category, NotLearnedWarning) for w in caught),
@@ -168,8 +167,8 @@ def run_bench(
     shown = list(dict.fromkeys(c for m in methods for c in (*CHOICES.get(m, ()), m)))  # candidates first
     run = [m for m in shown if m not in CHOICES]
     for m in run:
-        if m != "peer":
-            get_strategy(m[len(TUNED):] if m.startswith(TUNED) else m)
+        if m != PEER:
+            get_strategy(_strategy_name(m))
     from xmodal.tuning import parse_duration
 
     parse_duration(tune_budget)
@@ -179,51 +178,62 @@ def run_bench(
         raise XmodalError(f"jobs must be ≥ 1, got {jobs}")
     out_dir = Path(out)
     t_start = time.perf_counter()
-    done: dict[tuple[str, str, int], dict[str, Any]] = {}
-    pending: list[tuple[SuiteTask, str, int, str, str]] = []  # (task, method, seed, key, path)
-    order: list[tuple[str, str, int]] = []
-    for task in suite:
-        n_train = len(_dataset(task.dataset_name).X_train)
-        cell_dir = out_dir / "cells" / task.name
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        for method in run:
-            for seed in seeds:
-                order.append((task.name, method, seed))
-                key = _key(task, method, seed, body, n_train, tune_budget)
-                path = cell_dir / f"{method}-seed{seed}.json"
-                if path.exists():
-                    saved = json.loads(path.read_text())
-                    if saved.get("key") == key:
-                        done[(task.name, method, seed)] = saved["row"]
-                        continue
-                if not report_only:
-                    pending.append((task, method, seed, key, str(path)))
+    order, done, pending = _plan(suite, run, seeds, body, out_dir, tune_budget, report_only)
     n_cells = len(order)
 
     def finished(row: dict[str, Any]) -> None:
         done[(row["task"], row["method"], row["seed"])] = row
         if progress:
-            value = "diverged" if row.get("diverged") else f"{row['value']:.4f}"
             print(f"[{len(done)}/{n_cells}] {row['task']} {row['method']} seed {row['seed']}: {row['metric']} "
-                  f"{value} ({row['total_s']:.0f} s)", flush=True)
+                  f"{shown_value(row)} ({row['total_s']:.0f} s)", flush=True)
 
-    if jobs == 1 or len(pending) <= 1:
-        for cell in pending:
-            finished(_compute_cell(*cell, body=body, tune_dir=out_dir / "tune", tune_budget=tune_budget))
-    else:
-        threads = max(1, torch.get_num_threads() // int(jobs))
-        ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads,)) as pool:
-            futures = [pool.submit(_compute_cell, *cell, body=body, tune_dir=out_dir / "tune", tune_budget=tune_budget)
-                       for cell in pending]
-            for fut in as_completed(futures):
-                finished(fut.result())
+    _compute(pending, finished, int(jobs), body=body, tune_dir=out_dir / "tune", tune_budget=tune_budget)
     rows = [done[c] for c in order if c in done]
     rows += validation_choices(rows, [m for m in shown if m in CHOICES])
     seconds = time.perf_counter() - t_start
     files = write_results(rows, out_dir, [t.name for t in suite], shown, None if report_only else seconds)
     return BenchResult(rows, seconds, files)
+
+
+_Cell = tuple[SuiteTask, str, int, str, str]  # (task, method, seed, key, path)
+
+
+def _plan(suite: list[SuiteTask], methods: list[str], seeds: Any, body: str, out_dir: Path, tune_budget: str,
+          report_only: bool) -> tuple[list[tuple[str, str, int]], dict[tuple[str, str, int], dict], list[_Cell]]:
+    """Every (task, method, seed) in order, the cells already finished (read back by key), and those to run."""
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    pending: list[_Cell] = []
+    order: list[tuple[str, str, int]] = []
+    for task in suite:
+        n_train = len(_dataset(task.dataset_name).X_train)
+        cell_dir = out_dir / "cells" / task.name
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        for method in methods:
+            for seed in seeds:
+                order.append((task.name, method, seed))
+                key = _key(task, method, seed, body, n_train, tune_budget)
+                path = cell_dir / f"{method}-seed{seed}.json"
+                row = load_cell(path, key)
+                if row is not None:
+                    done[(task.name, method, seed)] = row
+                elif not report_only:
+                    pending.append((task, method, seed, key, str(path)))
+    return order, done, pending
+
+
+def _compute(pending: list[_Cell], finished: Any, jobs: int, **kwargs: Any) -> None:
+    """Run the pending cells one after another, or ``jobs`` at once in worker processes."""
+    if jobs == 1 or len(pending) <= 1:
+        for cell in pending:
+            finished(_compute_cell(*cell, **kwargs))
+        return
+    threads = max(1, torch.get_num_threads() // jobs)
+    ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(_compute_cell, *cell, **kwargs) for cell in pending]
+        for fut in as_completed(futures):
+            finished(fut.result())
 
 
 def _init_worker(threads: int) -> None:
@@ -248,10 +258,7 @@ def _compute_cell(task: SuiteTask, method: str, seed: int, key: str, path: str, 
     """Run one cell and write it atomically to ``path`` (the unit of work of a sequential or parallel run)."""
     row = _run_cell(task, _dataset(task.dataset_name), method, seed, body, tune_dir, tune_budget)
     row["threads"] = torch.get_num_threads()
-    target = Path(path)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "row": row}, indent=1))
-    tmp.replace(target)
+    save_cell(Path(path), key, row)
     return row
 
 
@@ -284,17 +291,12 @@ def _summary(rows: list[dict[str, Any]], task: str, method: str) -> dict[str, fl
     cells = [r for r in rows if r["task"] == task and r["method"] == method]
     if not cells:
         return None
-    vals = [float(r["value"]) for r in cells if r.get("value") is not None]
-    diverged = sum(1 for r in cells if r.get("diverged"))
-    if not vals:  # every seed diverged: the method has no score on this task
+    s = summarize_cells(cells, ("value", "align_s", "finetune_s", "total_s"))
+    if "value" not in s:  # every seed diverged: the method has no score on this task
         return None
-    return {
-        "mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-        "n": len(vals), "diverged": diverged, "align_s": statistics.mean(float(r.get("align_s", 0)) for r in cells),
-        "finetune_s": statistics.mean(float(r.get("finetune_s", 0)) for r in cells),
-        "total_s": statistics.mean(float(r.get("total_s", 0)) for r in cells),
-        "higher": bool(cells[0]["higher_is_better"]), "metric": cells[0]["metric"],
-    }
+    return {"mean": s["value"], "std": s["value_std"], "n": s["n"] - s["diverged"], "diverged": s["diverged"],
+            "align_s": s.get("align_s", 0.0), "finetune_s": s.get("finetune_s", 0.0), "total_s": s.get("total_s", 0.0),
+            "higher": bool(cells[0]["higher_is_better"]), "metric": cells[0]["metric"]}
 
 
 def head_to_head(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[dict[str, Any]]:
@@ -313,7 +315,7 @@ def head_to_head(rows: list[dict[str, Any]], tasks: list[str], methods: list[str
         sums = {m: _summary(rows, t, m) for m in methods}
         chosen = next((m for m in ("tuned:auto", "auto") if sums.get(m) is not None), None)
         transfer = ({chosen: sums[chosen]} if chosen else
-                    {m: s for m, s in sums.items() if s is not None and m not in ("peer", "scratch")})
+                    {m: s for m, s in sums.items() if s is not None and _transfers(m)})
         if not transfer:
             continue
         higher = next(iter(transfer.values()))["higher"]
@@ -321,12 +323,26 @@ def head_to_head(rows: list[dict[str, Any]], tasks: list[str], methods: list[str
         best = pick(transfer, key=lambda m: transfer[m]["mean"])
         b = transfer[best]["mean"]
         row: dict[str, Any] = {"task": t, "best": best, "best_mean": b}
-        for other in ("peer", "scratch"):
+        for other in REFERENCES:
             o = sums.get(other)
             row[f"{other}_mean"] = None if o is None else o["mean"]
             row[f"beats_{other}"] = None if o is None else (b > o["mean"] if higher else b < o["mean"])
         out.append(row)
     return out
+
+
+def _strategy_name(method: str) -> str:
+    """The strategy a method runs (``tuned:orca`` → ``orca``)."""
+    return method[len(TUNED):] if method.startswith(TUNED) else method
+
+
+def _transfers(method: str) -> bool:
+    """Whether a method transfers a pretrained body: a strategy whose mode starts from the pretrained
+    weights (not the peer, not ``scratch``)."""
+    from xmodal.strategies import get_strategy
+    from xmodal.train.modes import get_mode
+
+    return method != PEER and get_mode(get_strategy(_strategy_name(method)).mode).pretrained_body
 
 
 def _error(mean: float, higher: bool) -> float:
@@ -361,8 +377,8 @@ def performance_profile(
 
 
 def plot_performance_profile(taus: np.ndarray, prof: dict[str, np.ndarray], path: str | Path, title: str) -> None:
-    """Step plot of the profile (log-τ axis), as PNG (:func:`xmodal.evaluate.plots.save_performance_profile`)."""
-    from xmodal.evaluate.plots import save_performance_profile
+    """Step plot of the profile (log-τ axis), as PNG (:func:`xmodal.evaluate.report.save_performance_profile`)."""
+    from xmodal.evaluate.report import save_performance_profile
 
     save_performance_profile(taus, prof, path, title)
 
@@ -373,65 +389,12 @@ def write_results(
     """Write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png`` into ``out_dir``
     (``seconds``: wall time of the run that computed cells; ``None`` for a report-only run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    head = "| task | metric | " + " | ".join(methods) + " |"
     lines = ["# xmodal benchmark results", "",
              "Mean ± std over seeds of the test metric (a single value where only one seed ran); best per task "
-             "in **bold** (↑ higher / ↓ lower is better).",
-             "", head, "|" + "---|" * (len(methods) + 2)]
-    for t in tasks:
-        sums = {m: _summary(rows, t, m) for m in methods}
-        present = [s for s in sums.values() if s]
-        if not present:
-            continue
-        higher = present[0]["higher"]
-        best = (max if higher else min)(s["mean"] for s in present)
-        cells = []
-        for m in methods:
-            s = sums[m]
-            if s is None:
-                failed = [r for r in rows if r["task"] == t and r["method"] == m and r.get("diverged")]
-                cells.append(f"diverged ({len(failed)} seeds)" if failed else "–")
-                continue
-            txt = f"{s['mean']:.4f} ± {s['std']:.4f}" if s["n"] > 1 else f"{s['mean']:.4f} (1 seed)"
-            txt = f"**{txt}**" if s["mean"] == best else txt
-            cells.append(txt + (f" ({s['diverged']} diverged)" if s.get("diverged") else ""))
-        lines.append(f"| {t} | {present[0]['metric']} {'↑' if higher else '↓'} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean seconds per cell (stage 2 + stage 3 for xmodal strategies; fit + predict for peers):", "",
-              "| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
-    for t in tasks:
-        sums = {m: _summary(rows, t, m) for m in methods}
-        if not any(sums.values()):
-            continue
-        cells = []
-        for m in methods:
-            s = sums[m]
-            if s is None:
-                cells.append("–")
-            elif s["align_s"] > 0:
-                cells.append(f"{s['align_s']:.1f} + {s['finetune_s']:.1f}")
-            elif s["finetune_s"] > 0:
-                cells.append(f"0 + {s['finetune_s']:.1f}")
-            else:
-                cells.append(f"{s['total_s']:.1f}")
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    duel = head_to_head(rows, tasks, methods)
-    if duel:
-        by_val = any(d["best"] in CHOICES for d in duel)
-        lines += ["", ("xmodal with the strategy chosen on validation (auto: orca or finetune per seed, by their "
-                       "validation score; the test split chooses nothing)" if by_val else
-                       "xmodal's best transfer strategy (best mean test score among the methods other than peer "
-                       "and scratch: a choice made on the test split)") + " against the expert peer and scratch:", "",
-                  "| task | best strategy | its mean | peer | scratch |", "|---|---|---|---|---|"]
-        for d in duel:
-            vs = ["–" if d[f"{o}_mean"] is None else
-                  f"{d[f'{o}_mean']:.4f} ({'beaten' if d[f'beats_{o}'] else 'not beaten'})"
-                  for o in ("peer", "scratch")]
-            lines.append(f"| {d['task']} | {d['best']} | {d['best_mean']:.4f} | {vs[0]} | {vs[1]} |")
-        for o in ("peer", "scratch"):
-            known = [d for d in duel if d[f"beats_{o}"] is not None]
-            if known:
-                lines.append("")
-                lines.append(f"Beats {o} on {sum(d[f'beats_{o}'] for d in known)} of {len(known)} tasks.")
+             "in **bold** (↑ higher / ↓ lower is better).", "",
+             *_metric_table(rows, tasks, methods), "",
+             "Mean seconds per cell (stage 2 + stage 3 for xmodal strategies; fit + predict for peers):", "",
+             *_time_table(rows, tasks, methods), *_duel_lines(head_to_head(rows, tasks, methods))]
     taus, prof = performance_profile(rows, tasks, methods)
     png = out_dir / "performance_profile.png"
     plot_performance_profile(taus, prof, png, f"performance profile ({len(tasks)} tasks)")
@@ -443,13 +406,73 @@ def write_results(
               + f"Sum of the {len(rows)} cells' own times (the cost of running them all at once): "
               f"{sum(float(r.get('total_s', 0)) for r in rows):.0f} s.", ""]
     md = out_dir / "RESULTS.md"
-    md.write_text("\n".join(lines))
+    atomic_write_text(md, "\n".join(lines))
     csv_path = out_dir / "results.csv"
-    cols = ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned", "diverged", "tune_s",
-            "align_s", "finetune_s", "total_s", "peer"]
-    with open(csv_path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+    write_csv(rows, csv_path, ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned",
+                               "diverged", "tune_s", "align_s", "finetune_s", "total_s", "peer"])
     return {"markdown": str(md), "csv": str(csv_path), "profile": str(png)}
+
+
+def _metric_table(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[str]:
+    """Per task, mean ± std of the test metric of every method; the best in bold; failed cells said."""
+    lines = ["| task | metric | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
+    for t in tasks:
+        sums = {m: _summary(rows, t, m) for m in methods}
+        present = [s for s in sums.values() if s]
+        if not present:
+            continue
+        higher = present[0]["higher"]
+        best = (max if higher else min)(s["mean"] for s in present)
+        cells = []
+        for m, s in sums.items():
+            if s is None:
+                failed = [r for r in rows if r["task"] == t and r["method"] == m and r.get("diverged")]
+                cells.append(f"diverged ({len(failed)} seeds)" if failed else "–")
+                continue
+            txt = mean_pm(s["mean"], s["std"], s["n"]) + ("" if s["n"] > 1 else " (1 seed)")
+            txt = f"**{txt}**" if s["mean"] == best else txt
+            cells.append(txt + (f" ({s['diverged']} diverged)" if s.get("diverged") else ""))
+        lines.append(f"| {t} | {present[0]['metric']} {'↑' if higher else '↓'} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _time_table(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[str]:
+    """Per task, the mean seconds of every method's cells (stage 2 + stage 3, or the peer's total)."""
+    lines = ["| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
+    for t in tasks:
+        sums = {m: _summary(rows, t, m) for m in methods}
+        if not any(sums.values()):
+            continue
+        cells = []
+        for s in sums.values():
+            if s is None:
+                cells.append("–")
+            elif s["align_s"] > 0:
+                cells.append(f"{s['align_s']:.1f} + {s['finetune_s']:.1f}")
+            elif s["finetune_s"] > 0:
+                cells.append(f"0 + {s['finetune_s']:.1f}")
+            else:
+                cells.append(f"{s['total_s']:.1f}")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _duel_lines(duel: list[dict[str, Any]]) -> list[str]:
+    """The head-to-head table (:func:`head_to_head`) and the counts of tasks where xmodal wins."""
+    if not duel:
+        return []
+    by_val = any(d["best"] in CHOICES for d in duel)
+    lines = ["", ("xmodal with the strategy chosen on validation (auto: orca or finetune per seed, by their "
+                  "validation score; the test split chooses nothing)" if by_val else
+                  "xmodal's best transfer strategy (best mean test score among the methods other than peer "
+                  "and scratch: a choice made on the test split)") + " against the expert peer and scratch:", "",
+             "| task | best strategy | its mean | peer | scratch |", "|---|---|---|---|---|"]
+    for d in duel:
+        vs = ["–" if d[f"{o}_mean"] is None else
+              f"{d[f'{o}_mean']:.4f} ({'beaten' if d[f'beats_{o}'] else 'not beaten'})" for o in REFERENCES]
+        lines.append(f"| {d['task']} | {d['best']} | {d['best_mean']:.4f} | {vs[0]} | {vs[1]} |")
+    for o in REFERENCES:
+        known = [d for d in duel if d[f"beats_{o}"] is not None]
+        if known:
+            lines += ["", f"Beats {o} on {sum(d[f'beats_{o}'] for d in known)} of {len(known)} tasks."]
+    return lines

@@ -13,10 +13,6 @@ The summary (mean ± std over seeds per strategy) goes to ``out/compare.md`` and
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +23,12 @@ import torch
 
 from xmodal.config import SHARED
 from xmodal.data.dataset import Dataset
-from xmodal.data.tasks import get_task_kind
-from xmodal.errors import TrainingDiverged, XmodalError
-from xmodal.files import write_json
+from xmodal.errors import XmodalError
+from xmodal.evaluate import report
+from xmodal.evaluate.report import mean_pm
+from xmodal.experiments.cells import cell_key, fit_cell, load_cell, save_cell, shown_value, summarize_cells
+from xmodal.files import atomic_write_text
+from xmodal.tasks import get_task_kind
 
 __all__ = ["CompareResult", "compare", "summarize", "to_markdown", "write_csv"]
 
@@ -49,31 +48,6 @@ class CompareResult:
     pretrained_probe: float | None
     seconds: float
     files: dict[str, str] = field(default_factory=dict)
-
-
-def _cell_key(dataset: str, n_train: int, strategy: str, seed: int, params: dict, probe: bool) -> str:
-    blob = json.dumps({"dataset": dataset, "n_train": n_train, "strategy": strategy, "seed": seed,
-                       "params": params, "probe": probe}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _final_otdd(est: Any, X: np.ndarray, y: np.ndarray, Xs: torch.Tensor, ys: torch.Tensor, k_s: int) -> float:
-    """Gaussian-inner OTDD between the embedded training set (the fitted embedder) and the proxy features."""
-    from xmodal.align.distance import embed_features, target_labels
-    from xmodal.align.otdd import OTDD
-    from xmodal.data.validation import check_X
-
-    model = est.model_
-    device = next(model.parameters()).device
-    Xc = torch.from_numpy(check_X(X, est.spatial_dims))
-    was = model.training
-    model.eval()
-    try:
-        feats = embed_features(model, Xc, device).cpu()
-    finally:
-        model.train(was)
-    labels = target_labels(model, torch.as_tensor(np.asarray(y)), k_s, est.seed)
-    return float(OTDD(Xs, ys, inner="gaussian").value(feats, labels))
 
 
 def compare(
@@ -102,10 +76,6 @@ def compare(
     Raises:
         XmodalError: unknown strategy, no test split, an unknown or per-cell setting in ``params``.
     """
-    from xmodal.align.source_cache import source_features_cached
-    from xmodal.estimator import CrossModalEstimator, body_fingerprint
-    from xmodal.evaluate.source_knowledge import source_probe
-    from xmodal.model.bodies import build_body, resolve_body
     from xmodal.strategies import get_strategy
 
     params = dict(params or {})
@@ -125,80 +95,84 @@ def compare(
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         (out_dir / "cells").mkdir(parents=True, exist_ok=True)
-
-    # the pretrained body: source features for the OTDD column and the proxy embedding of the probe
-    source = resolve_body(params.get("body", "minilm-l6"))
-    torch.manual_seed(0)
-    pretrained = build_body(source, pretrained=True)
-    proxy = params.get("proxy") or pretrained.default_proxy
-    Xs, ys, k_s = source_features_cached(pretrained, body_fingerprint(source), proxy,
-                                         int(params.get("source_size", 5000)), 0)
-    pre_probe = source_probe(pretrained, proxy, probe_size)["accuracy"] if probe else None
-
-    X_train, X_test = data.fit_inputs(data.X_train), data.fit_inputs(data.X_test)
+    ref = _Reference(params, probe_size if probe else None)
     rows: list[dict[str, Any]] = []
-    metric = None
     for name in strategies:
         for seed in seeds:
-            key = _cell_key(data.name, len(data.X_train), name, seed, params, probe)
+            key = cell_key({"dataset": data.name, "n_train": len(data.X_train), "strategy": name, "seed": seed,
+                            "params": params, "probe": probe})
             cell_file = out_dir / "cells" / f"{name}-seed{seed}.json" if out_dir else None
-            if cell_file is not None and cell_file.exists():
-                saved = json.loads(cell_file.read_text())
-                if saved.get("key") == key:
-                    rows.append(saved["row"])
-                    metric = saved["row"]["metric"]
-                    if progress:
-                        shown = "diverged" if saved["row"].get("diverged") else f"{saved['row']['value']:.4f}"
-                        print(f"[done before] {name} seed {seed}: {metric} {shown}", flush=True)
-                    continue
-            t0 = time.perf_counter()
-            est = CrossModalEstimator(strategy=name, seed=seed, verbose=False, **params)
-            try:
-                est.fit(X_train, data.y_train)
-            except TrainingDiverged as exc:  # a failed cell, recorded as such; the comparison goes on
-                metric = get_task_kind(data.task).default_metric
-                row = {"strategy": name, "seed": seed, "metric": metric, "value": None, "diverged": str(exc)[:300],
-                       "align_s": 0.0, "finetune_s": 0.0, "total_s": time.perf_counter() - t0}
-                rows.append(row)
-                _save_cell(cell_file, key, row)
+            row = load_cell(cell_file, key)
+            if row is not None:
                 if progress:
-                    print(f"{name} seed {seed}: diverged ({exc})", flush=True)
-                continue
-            metric = est.model_.kind.default_metric
-            value = est.score(X_test, data.y_test, metric=est.model_.kind.default_metric)
-            row: dict[str, Any] = {
-                "strategy": name, "seed": seed, "metric": metric, "value": float(value),
-                "validation": est.validation_score_,
-                "align_s": float(est.report_.seconds.get("align", 0.0)),
-                "finetune_s": float(est.report_.seconds.get("finetune", 0.0)),
-                "final_otdd": _final_otdd(est, X_train, data.y_train, Xs, ys, k_s),
-            }
-            if probe:
-                row["probe"] = source_probe(est.model_.body, proxy, probe_size, source_body=pretrained)["accuracy"]
-            row["total_s"] = time.perf_counter() - t0
+                    print(f"[done before] {name} seed {seed}: {row['metric']} {shown_value(row)}", flush=True)
+            else:
+                row = _run_cell(data, name, seed, params, ref)
+                save_cell(cell_file, key, row)
+                if progress:
+                    print(_progress_line(row), flush=True)
             rows.append(row)
-            _save_cell(cell_file, key, row)
-            if progress:
-                print(f"{name} seed {seed}: {metric} {value:.4f}  (stage 2 {row['align_s']:.1f}s, "
-                      f"stage 3 {row['finetune_s']:.1f}s, final OTDD {row['final_otdd']:.4g})", flush=True)
-    summary = summarize(rows, strategies)
-    result = CompareResult(data.name, metric or "", rows, summary, pre_probe, time.perf_counter() - t_start)
+    metric = rows[-1]["metric"] if rows else ""
+    result = CompareResult(data.name, metric, rows, summarize(rows, strategies), ref.probe,
+                           time.perf_counter() - t_start)
     if out_dir is not None:
         md = out_dir / "compare.md"
-        md.write_text(to_markdown(result, params))
+        atomic_write_text(md, to_markdown(result, params))
         write_csv(rows, out_dir / "compare.csv")
         result.files = {"markdown": str(md), "csv": str(out_dir / "compare.csv")}
     return result
 
 
-def _save_cell(path: Path | None, key: str, row: dict[str, Any]) -> None:
-    """A finished cell, written atomically (strict JSON) so that a rerun skips it."""
-    if path is not None:
-        write_json(path, {"key": key, "row": row})
+class _Reference:
+    """The pretrained body's side of every cell: the source-proxy features of the OTDD column and the
+    source probe's reference accuracy (``probe_size=None``: no probe)."""
+
+    def __init__(self, params: dict[str, Any], probe_size: int | None) -> None:
+        from xmodal.align.source_cache import source_features_cached
+        from xmodal.evaluate.source_knowledge import source_probe
+        from xmodal.model.bodies import body_fingerprint, build_body, resolve_body
+
+        source = resolve_body(params.get("body", "minilm-l6"))
+        torch.manual_seed(0)
+        self.body = build_body(source, pretrained=True)
+        self.proxy = params.get("proxy") or self.body.default_proxy
+        self.Xs, self.ys, self.k_source = source_features_cached(self.body, body_fingerprint(source), self.proxy,
+                                                                 int(params.get("source_size", 5000)), 0)
+        self.probe_size = probe_size
+        self.probe = None if probe_size is None else source_probe(self.body, self.proxy, probe_size)["accuracy"]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def _run_cell(data: Dataset, name: str, seed: int, params: dict[str, Any], ref: _Reference) -> dict[str, Any]:
+    """Fit strategy ``name`` with ``seed`` and score it on the test split (a diverged fit: a failed row)."""
+    from xmodal.data.validation import check_X
+    from xmodal.estimator import CrossModalEstimator
+    from xmodal.evaluate.source_knowledge import source_otdd, source_probe
+
+    X_train, X_test = data.fit_inputs(data.X_train), data.fit_inputs(data.X_test)
+    t0 = time.perf_counter()
+    metric = get_task_kind(data.task).default_metric
+    row: dict[str, Any] = {"strategy": name, "seed": seed, "metric": metric}
+    est = CrossModalEstimator(strategy=name, seed=seed, verbose=False, **params)
+    if not fit_cell(lambda: est.fit(X_train, data.y_train), row, t0):
+        return row
+    metric = row["metric"] = est.model_.kind.default_metric
+    Xc = torch.from_numpy(check_X(X_train, est.spatial_dims))
+    row.update(value=float(est.score(X_test, data.y_test, metric=metric)), validation=est.validation_score_,
+               align_s=float(est.report_.seconds.get("align", 0.0)),
+               finetune_s=float(est.report_.seconds.get("finetune", 0.0)),
+               final_otdd=source_otdd(est.model_, Xc, torch.as_tensor(np.asarray(data.y_train)), ref.Xs, ref.ys,
+                                      ref.k_source, seed))
+    if ref.probe_size is not None:
+        row["probe"] = source_probe(est.model_.body, ref.proxy, ref.probe_size, source_body=ref.body)["accuracy"]
+    row["total_s"] = time.perf_counter() - t0
+    return row
+
+
+def _progress_line(row: dict[str, Any]) -> str:
+    if row.get("diverged"):
+        return f"{row['strategy']} seed {row['seed']}: diverged ({row['diverged']})"
+    return (f"{row['strategy']} seed {row['seed']}: {row['metric']} {row['value']:.4f}  (stage 2 "
+            f"{row['align_s']:.1f}s, stage 3 {row['finetune_s']:.1f}s, final OTDD {row['final_otdd']:.4g})")
 
 
 def summarize(rows: list[dict[str, Any]], order: list[str] | None = None) -> list[dict[str, Any]]:
@@ -207,23 +181,15 @@ def summarize(rows: list[dict[str, Any]], order: list[str] | None = None) -> lis
     out = []
     for name in names:
         cells = [r for r in rows if r["strategy"] == name]
-        if not cells:
-            continue
-        s: dict[str, Any] = {"strategy": name, "seeds": len(cells), "metric": cells[0]["metric"],
-                             "diverged": sum(1 for c in cells if c.get("diverged"))}
-        for col in ("value", "validation", "align_s", "finetune_s", "final_otdd", "probe"):
-            vals = [float(c[col]) for c in cells if c.get(col) is not None]
-            if vals:
-                s[col], s[col + "_std"] = _mean_std(vals)
-        out.append(s)
+        if cells:
+            s = summarize_cells(cells, ("value", "validation", "align_s", "finetune_s", "final_otdd", "probe"))
+            out.append({"strategy": name, "seeds": s.pop("n"), "metric": cells[0]["metric"], **s})
     return out
 
 
 def _pm(row: dict[str, Any], key: str, fmt: str, std_fmt: str) -> str:
-    """``mean ± std`` of ``row[key]``; the value alone for a single seed (no spread), as ``xmodal bench`` does."""
-    if row["seeds"] == 1:
-        return format(row[key], fmt)
-    return f"{format(row[key], fmt)} ± {format(row[key + '_std'], std_fmt)}"
+    """``mean ± std`` of ``row[key]`` over the strategy's seeds (the value alone for one seed)."""
+    return mean_pm(row[key], row[key + "_std"], row["seeds"], fmt, std_fmt)
 
 
 def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> str:
@@ -269,10 +235,5 @@ def to_markdown(result: CompareResult, params: dict[str, Any] | None = None) -> 
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
     """One line per (strategy, seed) cell."""
-    cols = ["strategy", "seed", "metric", "value", "diverged", "validation", "align_s", "finetune_s", "final_otdd",
-            "probe", "total_s"]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+    report.write_csv(rows, path, ["strategy", "seed", "metric", "value", "diverged", "validation", "align_s",
+                                  "finetune_s", "final_otdd", "probe", "total_s"])

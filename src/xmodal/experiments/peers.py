@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from xmodal.data.dataset import Dataset
-from xmodal.data.tasks import get_task_kind
 from xmodal.errors import XmodalError
 from xmodal.evaluate.metrics import evaluate
+from xmodal.registry import Registry
+from xmodal.tasks import get_task_kind
 
 __all__ = ["Peer", "PEERS", "get_peer", "FNO2d"]
 
@@ -77,7 +78,7 @@ def _hgb(data: Dataset, seed: int) -> float:
     Xtr = data.X_train.reshape(len(data.X_train), -1)
     Xte = data.X_test.reshape(len(data.X_test), -1)
     kind = get_task_kind(data.task)
-    if data.task == "classification":
+    if kind.class_labels:
         clf = HistGradientBoostingClassifier(random_state=seed).fit(Xtr, data.y_train)
         proba = np.zeros((len(Xte), int(max(data.y_train.max(), data.y_test.max())) + 1))
         proba[:, clf.classes_.astype(int)] = clf.predict_proba(Xte)
@@ -134,7 +135,8 @@ class FNO2d(nn.Module):
 
 
 def _fno(data: Dataset, seed: int, epochs: int = 30, batch_size: int = 20, lr: float = 1e-3) -> float:
-    if data.task != "dense-regression" or data.X_train.ndim != 4:
+    kind = get_task_kind(data.task)
+    if not (kind.dense and kind.standardise_targets) or data.X_train.ndim != 4:
         raise XmodalError("fno handles dense regression on 2-D fields (N, C, H, W)")
     torch.manual_seed(seed)
     X = torch.as_tensor(data.X_train, dtype=torch.float32)
@@ -166,21 +168,17 @@ def _fno(data: Dataset, seed: int, epochs: int = 30, batch_size: int = 20, lr: f
     return evaluate(kind, pred, yt, [kind.default_metric])[kind.default_metric]
 
 
-PEERS: dict[str, Peer] = {
-    p.name: p
-    for p in (
-        Peer("minirocket", "MiniRocket (aeon), the time-series expert", ("classification",), _minirocket),
-        Peer("hgb", "histogram gradient boosting (scikit-learn) on flattened inputs",
-             ("classification", "regression"), _hgb),
-        Peer("fno", "Fourier neural operator (4 layers, 12 modes, width 32; 30 epochs unless the task sets fewer)",
-             ("dense-regression",), _fno),
-    )
-}
+PEERS: Registry[Peer] = Registry("peer")
+for _peer in (
+    Peer("minirocket", "MiniRocket (aeon), the time-series expert", ("classification",), _minirocket),
+    Peer("hgb", "histogram gradient boosting (scikit-learn) on flattened inputs",
+         ("classification", "regression"), _hgb),
+    Peer("fno", "Fourier neural operator (4 layers, 12 modes, width 32; 30 epochs unless the task sets fewer)",
+         ("dense-regression",), _fno),
+):
+    PEERS.add(_peer.name, _peer)
 
 
 def get_peer(name: str) -> Peer:
     """The registered peer called ``name``."""
-    try:
-        return PEERS[name]
-    except KeyError:
-        raise XmodalError(f"unknown peer {name!r}; choose one of {sorted(PEERS)}") from None
+    return PEERS[name]

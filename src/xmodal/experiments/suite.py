@@ -5,7 +5,7 @@ A task entry names a dataset of :mod:`xmodal.data.builtin` (loader and split), a
 what the suite needs on top: the estimator settings shared by every xmodal strategy on that task
 (tokens, epochs, batch size, learning rate), the expert peer run beside them (see
 :mod:`xmodal.experiments.peers`), and whether the task is in the ``--quick`` subset. The task kind
-(and so the loss) and the metric come from the dataset (:mod:`xmodal.data.tasks`).
+(and so the loss) and the metric come from the dataset (:mod:`xmodal.tasks`).
 
 Settings are per task, not per method: every strategy on a task gets the same ones. They were
 chosen for the 2-core CPU budget (full suite ≤ 3 h) and, where a task underfit, on a validation split
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmodal.errors import XmodalError
+from xmodal.registry import Registry
 
 __all__ = ["SuiteTask", "SUITE", "get_task", "suite_tasks", "settings_for"]
 
@@ -65,36 +66,36 @@ class SuiteTask:
 
 
 _SERIES = dict(max_tokens=64, epochs=30, batch_size=8, lr=1e-4)
-SUITE: dict[str, SuiteTask] = {
-    t.name: t
-    for t in (
-        SuiteTask("gunpoint", "1-D series", "minirocket", _SERIES, quick=True),
-        SuiteTask("acsf1", "1-D series", "minirocket", dict(max_tokens=64, epochs=15, batch_size=8, lr=1e-4)),
-        SuiteTask("basicmotions", "1-D series (6 ch)", "minirocket", _SERIES),
-        SuiteTask("japanesevowels", "1-D series (12 ch)", "minirocket",
-                  dict(max_tokens=16, epochs=10, batch_size=16, lr=1e-4)),
-        SuiteTask("mnist-5k", "image", "hgb", dict(max_tokens=16, epochs=3, batch_size=32, lr=2e-4)),
-        SuiteTask("fashion-mnist-10k", "image", "hgb", dict(max_tokens=16, epochs=2, batch_size=32, lr=2e-4)),
-        SuiteTask("darcy-16", "PDE field", "fno", dict(max_tokens=16, epochs=5, batch_size=32, lr=1e-3), quick=True),
-        # 6 FNO epochs: 30 took 1035 s on the 2-core CPU (rel_l2 0.0197), a fifth of the whole suite's seed,
-        # and 10 took ~400 s (0.0353) for a 3-seed suite that must fit 3 h
-        SuiteTask("darcy-85", "PDE field", "fno", dict(max_tokens=16, epochs=8, batch_size=16, lr=1e-3),
-                  peer_options={"epochs": 6}),
-        SuiteTask("splice", "DNA sequence", "hgb", dict(max_tokens=15, epochs=5, batch_size=32, lr=5e-4)),
-        SuiteTask("breast-cancer", "tabular", "hgb", dict(max_tokens=8, epochs=15, batch_size=16, lr=1e-4),
-                  quick=True),
-        SuiteTask("credit-g", "tabular", "hgb", dict(max_tokens=16, epochs=8, batch_size=16, lr=1e-4)),
-        SuiteTask("diabetes", "tabular", "hgb", dict(max_tokens=64, epochs=8, batch_size=16, lr=1e-4)),
-    )
-}
+SUITE: Registry[SuiteTask] = Registry("suite task", sort=False)
+for _task in (
+    SuiteTask("gunpoint", "1-D series", "minirocket", _SERIES, quick=True),
+    SuiteTask("acsf1", "1-D series", "minirocket", dict(max_tokens=64, epochs=15, batch_size=8, lr=1e-4)),
+    SuiteTask("basicmotions", "1-D series (6 ch)", "minirocket", _SERIES),
+    SuiteTask("japanesevowels", "1-D series (12 ch)", "minirocket",
+              dict(max_tokens=16, epochs=10, batch_size=16, lr=1e-4)),
+    SuiteTask("mnist-5k", "image", "hgb", dict(max_tokens=16, epochs=3, batch_size=32, lr=2e-4)),
+    SuiteTask("fashion-mnist-10k", "image", "hgb", dict(max_tokens=16, epochs=2, batch_size=32, lr=2e-4)),
+    SuiteTask("darcy-16", "PDE field", "fno", dict(max_tokens=16, epochs=5, batch_size=32, lr=1e-3), quick=True),
+    # 6 FNO epochs: 30 took 1035 s on the 2-core CPU (rel_l2 0.0197), a fifth of the whole suite's seed,
+    # and 10 took ~400 s (0.0353) for a 3-seed suite that must fit 3 h
+    SuiteTask("darcy-85", "PDE field", "fno", dict(max_tokens=16, epochs=8, batch_size=16, lr=1e-3),
+              peer_options={"epochs": 6}),
+    SuiteTask("splice", "DNA sequence", "hgb", dict(max_tokens=15, epochs=5, batch_size=32, lr=5e-4)),
+    SuiteTask("breast-cancer", "tabular", "hgb", dict(max_tokens=8, epochs=15, batch_size=16, lr=1e-4),
+              quick=True),
+    SuiteTask("credit-g", "tabular", "hgb", dict(max_tokens=16, epochs=8, batch_size=16, lr=1e-4)),
+    SuiteTask("diabetes", "tabular", "hgb", dict(max_tokens=64, epochs=8, batch_size=16, lr=1e-4)),
+):
+    SUITE.add(_task.name, _task)
 
 
 def get_task(name: str) -> SuiteTask:
     """The suite entry called ``name``; unknown names raise :class:`XmodalError` listing the suite."""
-    try:
-        return SUITE[name]
-    except KeyError:
-        raise XmodalError(f"unknown suite task {name!r}; the suite has {sorted(SUITE)}") from None
+    return SUITE[name]
+
+
+#: the methods ``xmodal bench --quick`` keeps of those asked for (the validation choice, its candidates, the expert)
+QUICK_METHODS = ("auto", "orca", "finetune", "peer")
 
 
 def suite_tasks(quick: bool = False) -> list[SuiteTask]:

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from xmodal.data.tasks import get_task_kind
 from xmodal.errors import XmodalError
 from xmodal.model.bodies import Body
 from xmodal.model.embedder import Embedder
 from xmodal.model.predictors import DenseHead, PooledHead
+from xmodal.tasks import get_task_kind
 
 __all__ = ["ModelSpec", "CrossModalModel", "assemble"]
 
@@ -49,7 +49,7 @@ class ModelSpec:
 
 
 class CrossModalModel(nn.Module):
-    """``(N, C, *S)`` raw inputs → raw task outputs (see :mod:`xmodal.data.tasks` for layouts).
+    """``(N, C, *S)`` raw inputs → raw task outputs (see :mod:`xmodal.tasks` for layouts).
 
     Inputs are standardised with the training statistics held in buffers, so a saved model
     predicts on raw data. For regression kinds the outputs are in standardised target units;

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from xmodal.errors import XmodalError
+from xmodal.registry import Registry
 
 __all__ = ["FinetuneMode", "MODES", "get_mode"]
 
@@ -43,20 +43,16 @@ def _fpt(model: nn.Module) -> list[nn.Parameter]:
     return [*_frozen_body(model), *model.body.layer_norm_parameters()]
 
 
-MODES: dict[str, FinetuneMode] = {
-    m.name: m
-    for m in (
-        FinetuneMode("full", "fine-tune all weights of f, g and h (ORCA's default)", True, _everything),
-        FinetuneMode("fpt", "train f, h and the body's layer norms only (FPT)", True, _fpt),
-        FinetuneMode("frozen", "train f and h; the pretrained body stays frozen", True, _frozen_body),
-        FinetuneMode("scratch", "same architecture, random body, all weights trained", False, _everything),
-    )
-}
+MODES: Registry[FinetuneMode] = Registry("fine-tuning mode")
+for _mode in (
+    FinetuneMode("full", "fine-tune all weights of f, g and h (ORCA's default)", True, _everything),
+    FinetuneMode("fpt", "train f, h and the body's layer norms only (FPT)", True, _fpt),
+    FinetuneMode("frozen", "train f and h; the pretrained body stays frozen", True, _frozen_body),
+    FinetuneMode("scratch", "same architecture, random body, all weights trained", False, _everything),
+):
+    MODES.add(_mode.name, _mode)
 
 
 def get_mode(name: str) -> FinetuneMode:
     """The registered mode called ``name`` (``full``, ``fpt``, ``frozen``, ``scratch``)."""
-    try:
-        return MODES[name]
-    except KeyError:
-        raise XmodalError(f"unknown fine-tuning mode {name!r}; choose one of {sorted(MODES)}") from None
+    return MODES[name]

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from xmodal.registry import Registry
+
 __all__ = ["OPTIMIZERS", "make_optimizer", "warmup_linear_decay"]
 
 
@@ -22,11 +24,12 @@ def _sgd(params: list[nn.Parameter], lr: float, wd: float, fused: bool) -> torch
     return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
 
 
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], float, float, bool], torch.optim.Optimizer]] = {
-    "adamw": _adamw,
-    "adam": _adam,
-    "sgd": _sgd,
-}
+#: name → ``(params, lr, weight_decay, fused) -> optimizer``
+OPTIMIZERS: Registry[Callable[[list[nn.Parameter], float, float, bool], torch.optim.Optimizer]] = Registry(
+    "optimiser", sort=False)
+OPTIMIZERS.add("adamw", _adamw)
+OPTIMIZERS.add("adam", _adam)
+OPTIMIZERS.add("sgd", _sgd)
 
 
 def make_optimizer(

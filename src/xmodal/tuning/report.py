@@ -13,11 +13,12 @@ Files in the tuning folder (each written to a temporary name and renamed):
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
+
+from xmodal.evaluate.report import markdown_table, save_figure, write_csv
+from xmodal.files import atomic_write_text, write_json
 
 __all__ = ["count_states", "pruning_savings", "trial_rows", "write_report"]
 
@@ -78,33 +79,10 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def _save_plot(ax: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
     fig.set_size_inches(7, 4.5)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def write_report(result: Any, out: Path, *, tune_strategy: str, storage: str, study_name: str,
@@ -127,19 +105,17 @@ def write_report(result: Any, out: Path, *, tune_strategy: str, storage: str, st
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    csv_lines = [",".join(cols)] + [",".join(_fmt(r.get(c)) for c in cols) for r in rows]
-    _atomic_text(out / "trials.csv", "\n".join(csv_lines) + "\n")
+    write_csv(rows, out / "trials.csv", cols)
     files["trials_csv"] = str(out / "trials.csv")
     md = [f"# Tuning study `{study_name}`", "",
           f"Validation {result.metric} ({'higher' if result.higher_is_better else 'lower'} is better); "
           f"trials run `{tune_strategy}`; storage: {storage}.", "",
-          "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+          *markdown_table(cols, [[r.get(c) for c in cols] for r in rows])]
     p = result.pruning
     md += ["", f"Best: trial {best_number}, {result.metric} {result.best_value:.4f}. Trials: {result.counts}.",
            f"Pruning saved {p['saved_s']:.0f} s of {p['spent_s'] + p['saved_s']:.0f} s "
            f"({100 * p['saved_share']:.0f}% of running every trial to the end)."]
-    _atomic_text(out / "trials.md", "\n".join(md) + "\n")
+    atomic_write_text(out / "trials.md", "\n".join(md) + "\n")
     files["trials_md"] = str(out / "trials.md")
 
     with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
@@ -157,6 +133,6 @@ def write_report(result: Any, out: Path, *, tune_strategy: str, storage: str, st
                "best_trial": best_number, "counts": result.counts, "seconds": round(result.seconds, 1),
                "pruning": result.pruning, "tune_strategy": tune_strategy,
                "best_settings": study.trials[best_number].user_attrs.get("settings"), "files": files}
-    _atomic_text(out / "tune.json", json.dumps(summary, indent=1))
+    write_json(out / "tune.json", summary)
     files["summary"] = str(out / "tune.json")
     return files

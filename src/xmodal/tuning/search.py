@@ -40,12 +40,12 @@ import numpy as np
 
 from xmodal.config import RunConfig
 from xmodal.data.split import validation_split
-from xmodal.data.tasks import get_task_kind
 from xmodal.data.validation import check_Xy
 from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.estimator import CrossModalEstimator, NotLearnedWarning, encode_class_labels
 from xmodal.evaluate.metrics import get_metric
+from xmodal.tasks import LABELS_KIND, get_task_kind
 from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
 from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
 
@@ -200,11 +200,11 @@ def tune(
     if validation_data is None and base.validation <= 0:
         raise XmodalError("tuning chooses on validation data: set validation > 0 (e.g. 0.2) or pass validation_data")
     y_enc, classes = encode_class_labels(y, base.task)
-    Xc, yc, task, _ = check_Xy(X, y_enc, base.task if classes is None else "classification", base.spatial_dims)
+    Xc, yc, task, _ = check_Xy(X, y_enc, base.task if classes is None else LABELS_KIND, base.spatial_dims)
     kind = get_task_kind(task)
     metric = get_metric(kind.default_metric)
     if validation_data is None:
-        n_fit = len(validation_split(yc, base.validation, base.seed, stratify=kind.name == "classification")[0])
+        n_fit = len(validation_split(yc, base.validation, base.seed, stratify=kind.class_labels)[0])
     else:
         n_fit = len(Xc)
     auto, _ = resolve_settings(base, n_fit, tuple(Xc.shape[2:]))

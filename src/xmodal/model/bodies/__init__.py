@@ -7,11 +7,14 @@ from xmodal.model.bodies.base import (
     Body,
     BodySource,
     SourceTokens,
+    body_fingerprint,
     body_from_config,
+    body_status,
     build_body,
     resolve_body,
 )
 
 __all__ = [
-    "FAMILIES", "NAMED_BODIES", "Body", "BodySource", "SourceTokens", "body_from_config", "build_body", "resolve_body",
+    "FAMILIES", "NAMED_BODIES", "Body", "BodySource", "SourceTokens", "body_fingerprint", "body_from_config",
+    "body_status", "build_body", "resolve_body",
 ]

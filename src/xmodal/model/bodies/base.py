@@ -9,15 +9,18 @@ config's ``model_type``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from xmodal.errors import XmodalError
+from xmodal.registry import Registry
 
 __all__ = [
     "Body",
@@ -100,10 +103,14 @@ class Body(nn.Module):
     def encode_source(self, src: SourceTokens) -> torch.Tensor:
         """Pooled body features ``(N, out_width)`` of source tokens: the body's output averaged over the
         real tokens (all output tokens for bodies that merge tokens)."""
-        out = self(src.tokens, src.grid, src.mask)
-        if src.mask is None or not self.keeps_tokens:
+        return self.pool(self(src.tokens, src.grid, src.mask), src.mask)
+
+    def pool(self, out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Mean of body outputs ``(N, T, D)`` over the real tokens (``mask`` ``(N, T)``, 1 = real) → ``(N, D)``;
+        over all output tokens when there is no mask or the body merges tokens."""
+        if mask is None or not self.keeps_tokens:
             return out.mean(1)
-        m = src.mask.to(out.dtype).unsqueeze(-1)
+        m = mask.to(out.dtype).unsqueeze(-1)
         return (out * m).sum(1) / m.sum(1).clamp_min(1.0)
 
     def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
@@ -179,8 +186,10 @@ class BodySource:
     provider: str = ""
 
 
-FAMILIES: dict[str, type[Body]] = {}
-_MODEL_TYPES: dict[str, str] = {}
+FAMILIES: Registry[type[Body]] = Registry("body family")
+#: ``transformers`` model type → the family that runs it
+MODEL_TYPES: Registry[str] = Registry("transformers model_type",
+                                     hint=" (other model types are not supported as bodies)")
 
 
 def register_family(name: str, model_types: tuple[str, ...]) -> Callable[[type[Body]], type[Body]]:
@@ -188,9 +197,9 @@ def register_family(name: str, model_types: tuple[str, ...]) -> Callable[[type[B
 
     def deco(cls: type[Body]) -> type[Body]:
         cls.family = name
-        FAMILIES[name] = cls
+        FAMILIES.add(name, cls)
         for mt in model_types:
-            _MODEL_TYPES[mt] = name
+            MODEL_TYPES.add(mt, name)
         return cls
 
     return deco
@@ -198,35 +207,48 @@ def register_family(name: str, model_types: tuple[str, ...]) -> Callable[[type[B
 
 def family_for_model_type(model_type: str) -> str:
     """The family that runs a ``transformers`` ``model_type`` (``"bert"`` → ``"language"``)."""
-    try:
-        return _MODEL_TYPES[model_type]
-    except KeyError:
-        raise XmodalError(
-            f"model_type {model_type!r} is not supported as a body; supported: {sorted(_MODEL_TYPES)}"
-        ) from None
+    return MODEL_TYPES[model_type]
+
+
+def _random_init() -> tuple[bool, str]:
+    return True, "random init"
 
 
 @dataclass(frozen=True)
 class NamedBody:
-    """A registry entry: ``resolve()`` returns the :class:`BodySource` or raises if absent."""
+    """A registry entry: ``resolve()`` returns the :class:`BodySource` or raises if absent;
+    ``status()`` says, without loading anything, whether it can load here and what to do if not."""
 
     name: str
     description: str
     resolve: Callable[[], BodySource]
     offline: bool
+    status: Callable[[], tuple[bool, str]] = _random_init
 
 
-NAMED_BODIES: dict[str, NamedBody] = {}
+NAMED_BODIES: Registry[NamedBody] = Registry(
+    "body", hint=", a local transformers model folder, or a hub id such as 'FacebookAI/roberta-base' "
+    "(run `xmodal bodies` to see what is installed)")
 
 
-def register_body(name: str, description: str, offline: bool) -> Callable:
-    """Decorator for a zero-argument function returning the :class:`BodySource` of a named body."""
+def register_body(name: str, description: str, offline: bool,
+                  status: Callable[[], tuple[bool, str]] = _random_init) -> Callable:
+    """Decorator for a zero-argument function returning the :class:`BodySource` of a named body.
+
+    ``status() -> (available, note)`` probes availability without loading (default: a random-init
+    body, always available); ``xmodal bodies`` shows it.
+    """
 
     def deco(fn: Callable[[], BodySource]) -> Callable[[], BodySource]:
-        NAMED_BODIES[name] = NamedBody(name, description, fn, offline)
+        NAMED_BODIES.add(name, NamedBody(name, description, fn, offline, status))
         return fn
 
     return deco
+
+
+def body_status() -> list[tuple[str, bool, str, str]]:
+    """``(name, available, note, description)`` for every named body, without loading any."""
+    return [(name, *entry.status(), entry.description) for name, entry in NAMED_BODIES.items()]
 
 
 def resolve_body(name: str) -> BodySource:
@@ -264,10 +286,7 @@ def resolve_body(name: str) -> BodySource:
                 f"check the id and your network, or use an offline body: {sorted(NAMED_BODIES)}"
             ) from exc
         return BodySource(name, family_for_model_type(cfg.model_type), location=name)
-    raise XmodalError(
-        f"unknown body {name!r}; choose one of {sorted(NAMED_BODIES)}, a local transformers model "
-        "folder, or a hub id such as 'FacebookAI/roberta-base' (run `xmodal bodies` to see what is installed)"
-    )
+    raise NAMED_BODIES.unknown(name)
 
 
 def build_body(source: BodySource, pretrained: bool = True) -> Body:
@@ -308,8 +327,17 @@ def body_from_config(family: str, config: dict) -> Body:
     """Rebuild a body (random weights) from a saved ``transformers`` config dict, for loading."""
     from transformers import AutoModel
 
-    if family not in FAMILIES:
-        raise XmodalError(f"saved model uses unknown body family {family!r}; known: {sorted(FAMILIES)}")
+    cls = FAMILIES[family]  # an unknown family: UnknownName listing the known ones
     with quiet_transformers():
         model = AutoModel.from_config(_config_from_dict(config))
-    return FAMILIES[family](model)
+    return cls(model)
+
+
+def body_fingerprint(source: BodySource) -> str:
+    """Identifies a body's weights for caches: name, location, and size + mtime of its weight files."""
+    parts = [source.name, str(source.location), json.dumps(source.config, sort_keys=True)]
+    if source.location and Path(source.location).is_dir():
+        for f in sorted(Path(source.location).glob("*.safetensors")) + sorted(Path(source.location).glob("*.bin")):
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    return "|".join(parts)

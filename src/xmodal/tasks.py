@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # torch loads on first use of a loss or a prediction, so read
     import torch
 
 from xmodal.errors import XmodalError
+from xmodal.registry import Registry
 
-__all__ = ["TaskKind", "TASK_KINDS", "get_task_kind", "infer_task_kind"]
+__all__ = ["TaskKind", "TASK_KINDS", "get_task_kind", "infer_task_kind", "LABELS_KIND"]
 
 
 class TaskKind:
@@ -45,12 +46,17 @@ class TaskKind:
     score_metric: ClassVar[str]
     #: Whether outputs have a class axis the user reads as probabilities.
     probabilistic: ClassVar[bool] = False
+    #: Whether that axis holds K mutually exclusive classes (softmax), so targets are labels ``0..K-1``.
+    exclusive_classes: ClassVar[bool] = False
+    #: Whether each sample has one class label: labels are stratified on, encoded from text, and used as
+    #: they are by stage 2 (other kinds get k-means pseudo-labels).
+    class_labels: ClassVar[bool] = False
+    #: scikit-learn's estimator type for this kind (``"classifier"``, ``"regressor"``; ``None``: neither).
+    estimator_type: ClassVar[str | None] = None
     #: Whether targets are standardised before training (regression kinds).
     standardise_targets: ClassVar[bool] = False
 
-    def check_targets(
-        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
-    ) -> tuple[np.ndarray, int]:
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2) -> tuple[np.ndarray, int]:
         """Validate ``y`` and return ``(canonical y, number of outputs K)``.
 
         ``min_classes`` is the number of distinct classes classification targets need: 2 to
@@ -73,22 +79,17 @@ class TaskKind:
         return out
 
 
-TASK_KINDS: dict[str, TaskKind] = {}
+TASK_KINDS: Registry[TaskKind] = Registry("task", hint=" (or 'auto' to infer it from y)")
 
 
 def _register(cls: type[TaskKind]) -> type[TaskKind]:
-    TASK_KINDS[cls.name] = cls()
+    TASK_KINDS.add(cls.name, cls())
     return cls
 
 
 def get_task_kind(name: str) -> TaskKind:
     """The registered task kind called ``name`` (see :data:`TASK_KINDS`)."""
-    try:
-        return TASK_KINDS[name]
-    except KeyError:
-        raise XmodalError(
-            f"unknown task {name!r}; choose one of {sorted(TASK_KINDS)} (or 'auto' to infer it from y)"
-        ) from None
+    return TASK_KINDS[name]
 
 
 def _up(out: torch.Tensor) -> torch.Tensor:
@@ -136,28 +137,11 @@ def _check_class_range(y: np.ndarray, what: str, min_classes: int = 2) -> int:
     return k
 
 
-@_register
-class Classification(TaskKind):
-    """Multi-class: one label in ``0..K-1`` per sample; softmax cross-entropy."""
+class _Softmax(TaskKind):
+    """Outputs with a class axis 1 of mutually exclusive classes: cross-entropy, argmax, softmax."""
 
-    name = "classification"
-    default_metric = "accuracy"
-    score_metric = "accuracy"
     probabilistic = True
-
-    def check_targets(
-        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
-    ) -> tuple[np.ndarray, int]:
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise XmodalError(
-                f"classification targets must have shape (N,), got {y.shape}; "
-                "for several labels per sample use task='multilabel'"
-            )
-        y = _integer_labels(y, "y")
-        return y, _check_class_range(y, "y", min_classes)
+    exclusive_classes = True
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         from torch.nn import functional as F
@@ -171,6 +155,41 @@ class Classification(TaskKind):
         return _up(out).softmax(dim=1)
 
 
+class _MeanSquared(TaskKind):
+    """Real-valued outputs trained with mean squared error on standardised targets."""
+
+    standardise_targets = True
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
+        return F.mse_loss(_up(out), y)
+
+
+@_register
+class Classification(_Softmax):
+    """Multi-class: one label in ``0..K-1`` per sample; softmax cross-entropy."""
+
+    name = "classification"
+    default_metric = "accuracy"
+    score_metric = "accuracy"
+    class_labels = True
+    estimator_type = "classifier"
+
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2) -> tuple[np.ndarray, int]:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise XmodalError(
+                f"classification targets must have shape (N,), got {y.shape}; "
+                "for several labels per sample use task='multilabel'"
+            )
+        y = _integer_labels(y, "y")
+        return y, _check_class_range(y, "y", min_classes)
+
+
+
 @_register
 class MultiLabel(TaskKind):
     """Multi-label: ``K`` independent binary labels per sample; sigmoid BCE."""
@@ -179,10 +198,9 @@ class MultiLabel(TaskKind):
     default_metric = "map"
     score_metric = "map"
     probabilistic = True
+    estimator_type = "classifier"
 
-    def check_targets(
-        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
-    ) -> tuple[np.ndarray, int]:
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if y.ndim != 2:
             raise XmodalError(f"multilabel targets must have shape (N, K) with 0/1 entries, got {y.shape}")
@@ -208,17 +226,15 @@ class MultiLabel(TaskKind):
 
 
 @_register
-class Regression(TaskKind):
+class Regression(_MeanSquared):
     """Scalar or vector regression per sample; mean squared error on standardised targets."""
 
     name = "regression"
     default_metric = "mse"
     score_metric = "r2"
-    standardise_targets = True
+    estimator_type = "regressor"
 
-    def check_targets(
-        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
-    ) -> tuple[np.ndarray, int]:
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise XmodalError(f"regression targets must be numeric, got dtype {y.dtype}")
@@ -233,10 +249,6 @@ class Regression(TaskKind):
             )
         return y, int(y.shape[1])
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from torch.nn import functional as F
-
-        return F.mse_loss(_up(out), y)
 
 
 def _spatial_mismatch(y_spatial: tuple[int, ...], spatial: tuple[int, ...]) -> XmodalError:
@@ -247,49 +259,33 @@ def _spatial_mismatch(y_spatial: tuple[int, ...], spatial: tuple[int, ...]) -> X
 
 
 @_register
-class DenseClassification(TaskKind):
+class DenseClassification(_Softmax):
     """A class label at every input position (segmentation); per-position cross-entropy."""
 
     name = "dense-classification"
     dense = True
     default_metric = "accuracy"
     score_metric = "accuracy"
-    probabilistic = True
 
-    def check_targets(
-        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
-    ) -> tuple[np.ndarray, int]:
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if tuple(y.shape[1:]) != tuple(spatial):
             raise _spatial_mismatch(tuple(y.shape[1:]), spatial)
         y = _integer_labels(y, "dense targets")
         return y, _check_class_range(y, "dense targets", min_classes)
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from torch.nn import functional as F
-
-        return F.cross_entropy(_up(out), y)
-
-    def predict(self, out: torch.Tensor) -> torch.Tensor:
-        return out.argmax(dim=1)
-
-    def scores(self, out: torch.Tensor) -> torch.Tensor:
-        return _up(out).softmax(dim=1)
 
 
 @_register
-class DenseRegression(TaskKind):
+class DenseRegression(_MeanSquared):
     """Real values at every input position (e.g. a PDE solution field); MSE on standardised targets."""
 
     name = "dense-regression"
     dense = True
     default_metric = "rel_l2"
     score_metric = "r2"
-    standardise_targets = True
 
-    def check_targets(
-        self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2
-    ) -> tuple[np.ndarray, int]:
+    def check_targets(self, y: np.ndarray, spatial: tuple[int, ...], min_classes: int = 2) -> tuple[np.ndarray, int]:
         y = np.asarray(y)
         if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise XmodalError(f"dense regression targets must be numeric, got dtype {y.dtype}")
@@ -301,10 +297,6 @@ class DenseRegression(TaskKind):
             raise _spatial_mismatch(tuple(y.shape[1:]), spatial)
         return y, int(y.shape[1])
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from torch.nn import functional as F
-
-        return F.mse_loss(_up(out), y)
 
 
 #: integer-valued targets with at most this many distinct values are taken as classes
@@ -361,3 +353,7 @@ def infer_task_kind(y: np.ndarray, spatial: tuple[int, ...]) -> str:
     if y.ndim == 2 and np.isin(y, (0, 1)).all():
         return "multilabel"
     return "regression"
+
+
+#: the kind that one class label per sample (text labels, encoded labels) is read as
+LABELS_KIND: str = Classification.name

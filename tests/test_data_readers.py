@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xmodal.data.csv_tables import read_csv, read_csv_features
 from xmodal.data.dataset import Dataset
-from xmodal.data.readers import (
-    dataset_from_arrays,
-    encode_labels,
-    read_csv,
-    read_csv_features,
-    read_npz,
-    write_npz,
-)
+from xmodal.data.readers import dataset_from_arrays, encode_labels, read_npz, write_npz
 from xmodal.errors import XmodalError
 
 rng = np.random.default_rng(0)

@@ -45,7 +45,8 @@ def table_encoding(model_dir: str) -> dict | None:
 
 def read_data(source: str, args: argparse.Namespace, task: str = "auto", spatial_dims: int | None = None) -> Any:
     from xmodal.data.builtin import load_dataset
-    from xmodal.data.readers import read_csv, read_npz
+    from xmodal.data.csv_tables import read_csv
+    from xmodal.data.readers import read_npz
 
     path = Path(source)
     suffix = path.suffix.lower()
@@ -134,7 +135,7 @@ def read_inputs(source: str, target: str | None, encoding: dict | None = None) -
         except Exception as exc:
             raise XmodalError(f"cannot read {source} as .npz ({exc})") from exc
     if suffix in (".csv", ".tsv", ".txt"):
-        from xmodal.data.readers import read_csv_features
+        from xmodal.data.csv_tables import read_csv_features
 
         return read_csv_features(path, drop=target, encoding=encoding)
     raise XmodalError(f"cannot read {source}: expected .npy, .npz or .csv")

@@ -18,16 +18,13 @@ Estimators of ``MMD²`` (``estimator=``):
 * ``"biased"`` (the V-statistic): the same with the diagonals included and ``n²``, ``m²`` as
   denominators. Always ≥ 0 (up to rounding) and exactly 0 for identical inputs.
 
-Implementation choice — measured on this project's dev machine (CPU, torch 2.13, 2 shared cores;
-n_s = n_t = 1000, D = 768, float32, forward + backward, the 5 default bandwidths, biased estimator so
-that both compute the same number): this module 0.09-0.12 s per call; geomloss 0.3.1
-``SamplesLoss("gaussian", blur=σ, backend="tensorized")`` summed over the bandwidths (×2, since its
-kernel loss is MMD²/2 with ``exp(-‖x-y‖²/(2σ²))``) 0.28-0.41 s per call, i.e. ~3× slower. The values
-agree to 4e-6 relative in float32 and 1e-14 in float64. geomloss recomputes its three distance
-matrices for every bandwidth and has no unbiased estimator; POT 0.9.7 only has a kernel-matrix helper
-(``ot.utils.kernel``), no MMD. Hence plain torch: one squared-distance matrix per block, reused for
-every bandwidth, in row chunks so that ``value`` on a large target set never holds more than ``2²²``
-kernel entries at once.
+Implementation choice: geomloss's ``SamplesLoss("gaussian")`` (summed over the bandwidths, ×2 since its
+kernel loss is MMD²/2) computes the same biased value but recomputes its three distance matrices for
+every bandwidth, has no unbiased estimator, and was slower per call when measured against this module
+(geomloss is not a dependency, so that comparison is not rerun here); POT only has a kernel-matrix
+helper (``ot.utils.kernel``), no MMD. Hence plain torch: one squared-distance matrix per block, reused
+for every bandwidth, in row chunks so that ``value`` on a large target set never holds more than
+``2²²`` kernel entries at once.
 
 Source-only work is done once in :class:`MMD`'s constructor: the bandwidths and the source-source
 kernel mean over the *full* source set. ``loss`` then only evaluates the target-target and

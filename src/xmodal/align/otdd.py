@@ -26,12 +26,8 @@ Solvers (``xmodal.align.sinkhorn``): all OT problems are entropic, log-domain, b
   the ε-bias of the label costs is removed to first order. Every class is capped at
   ``max_per_class`` samples (a seeded random subset) in the inner problems.
 * Inner ``inner="gaussian"``: the Bures–Wasserstein distance between Gaussians fitted to the classes
-  (mean and population covariance), ``‖μ - μ'‖² + tr Σ + tr Σ' - 2 tr (Σ^½ Σ' Σ^½)^½``. The last trace
-  is the sum of the square roots of the eigenvalues of ``M Mᵀ`` with ``M = F F'ᵀ``, where ``FᵀF = Σ``:
-  ``F`` is the centred class data ``/ √n`` when ``n ≤ D`` (so the eigenproblem has the size of the
-  smaller class, not ``D``) and the Cholesky factor of ``Σ + δI`` otherwise. Eigenvalues come from
-  ``torch.linalg.eigvalsh`` in float64 (its backward needs no eigenvector differences, so repeated
-  eigenvalues are harmless) and are clamped: those below ``1e-12 · λ_max`` count as 0 (no gradient).
+  (mean and population covariance), ``‖μ - μ'‖² + tr Σ + tr Σ' - 2 tr (Σ^½ Σ' Σ^½)^½``
+  (:mod:`xmodal.align.bures`).
 
 ε is relative, fixed once from the *source* (the ``Xs`` given to :class:`OTDD`, the second dataset
 of :func:`otdd_distance`): inner ``ε = inner_epsilon · s_x`` and outer ``ε = epsilon · (s_x + s_y)``,
@@ -71,7 +67,8 @@ from typing import Any
 
 import torch
 
-from xmodal.align.numerics import precise_dtype, working_dtype
+from xmodal.align.bures import bures_all_pairs, bures_cross, exact_rank_factors, gauss_stats
+from xmodal.align.numerics import working_dtype
 from xmodal.align.objectives import Objective, check_features, register_objective
 from xmodal.align.sinkhorn import sinkhorn_cost, sinkhorn_divergence
 from xmodal.errors import XmodalError
@@ -80,11 +77,9 @@ __all__ = ["OTDD", "otdd_distance", "INNER_METHODS", "DEFAULT_EPSILON"]
 
 INNER_METHODS = ("exact", "gaussian")
 
-#: Default relative ε of the outer and inner problems. Accuracy/speed trade-off measured on this
-#: project's 2-core CPU (float32, Gaussian class clusters; error of the default debiased OTDD vs the
-#: exact POT ``emd2`` OTDD at 100-300 points a side, 32-384 dims): ε = 0.01 → -1.5 % to -3.5 %,
-#: ε = 0.005 → -0.5 % to -1.2 %, ε = 0.002 → -0.16 % to -0.26 %. Full OTDD for shape A (5000 × 1000,
-#: 384-d, 10/4 classes): source precompute + value 2.7 + 0.6 s at ε = 0.005, 3.2 + 1.0 s at 0.002.
+#: Default relative ε of the outer and inner problems: the accuracy/speed trade-off against POT's exact
+#: ``emd2`` OTDD (a smaller ε is closer and slower) is measured by ``python benchmarks/otdd_correctness.py``
+#: and ``python benchmarks/otdd_speed.py``.
 DEFAULT_EPSILON = 0.002
 
 
@@ -92,15 +87,6 @@ def _sqdist(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """``(n, m)`` squared Euclidean distances, clamped at 0."""
     d2 = torch.addmm((A * A).sum(1, keepdim=True) + (B * B).sum(1).unsqueeze(0), A, B.T, alpha=-2.0)
     return d2.clamp_min(0.0)
-
-
-def _sqrt_trace(G: torch.Tensor) -> torch.Tensor:
-    """``tr(G^{1/2})`` of a batch of PSD Gram matrices ``(..., r, r)``: the sum of the square roots of
-    the eigenvalues (``eigvalsh``, whose backward needs no eigenvector differences); eigenvalues under
-    ``1e-12 ×`` the largest count as 0 (their square root has an unbounded gradient)."""
-    lam = torch.linalg.eigvalsh(G)
-    floor = 1e-12 * lam.amax(-1, keepdim=True).detach().clamp_min(torch.finfo(lam.dtype).tiny)
-    return torch.where(lam > floor, lam.clamp_min(floor).sqrt(), torch.zeros_like(lam)).sum(-1)
 
 
 class _Classes:
@@ -219,9 +205,9 @@ class OTDD(Objective):
             if inner == "exact":
                 self.W_ss, self.src_self = self._source_label_costs_exact()
             else:
-                self.src_gauss = self._gauss_stats(self.Xs, self.src)
-                self.src_gauss.update(self._exact_rank_factors(self.Xs, self.src))
-                self.W_ss = self._bures_all_pairs(self.src_gauss)
+                self.src_gauss = gauss_stats(self.Xs, self.src)
+                self.src_gauss.update(exact_rank_factors(self.Xs, self.src))
+                self.W_ss = bures_all_pairs(self.src_gauss, self.dtype)
                 self.src_self = None
             p = self.src.counts.to(self.device, self.dtype) / self.src.counts.sum()
             self.label_scale = float(p @ self.W_ss @ p)
@@ -266,110 +252,6 @@ class OTDD(Objective):
         return sinkhorn_cost(C.unsqueeze(0), w, w, self.epsilon, scale=self.outer_scale, symmetric=True,
                              **self._kw())[0]
 
-    # ------------------------------------------------------------------------------- gaussian (Bures)
-    def _gauss_stats(self, X: torch.Tensor, cls: _Classes) -> dict[str, torch.Tensor]:
-        """Per-class mean ``(K, D)``, trace of the covariance ``(K,)`` and a factor ``F (K, r, D)`` with
-        ``FᵀF = Σ`` (float64; centred data / √n if n ≤ D, else Cholesky of Σ + δI)."""
-        wd = precise_dtype(X.device)
-        pts = X[cls.idx].to(wd)  # (K, L, D)
-        w = cls.mask.to(wd)
-        n = w.sum(1)  # (K,)
-        mu = (pts * w.unsqueeze(2)).sum(1) / n.unsqueeze(1)
-        Z = (pts - mu.unsqueeze(1)) * w.unsqueeze(2)  # padded rows 0
-        tr = (Z * Z).sum((1, 2)) / n
-        D = X.shape[1]
-        if Z.shape[1] <= D:
-            F = Z / n.sqrt().reshape(-1, 1, 1)
-        else:
-            cov = Z.transpose(1, 2) @ Z / n.reshape(-1, 1, 1)
-            jitter = 1e-10 * (tr / D).clamp_min(torch.finfo(wd).tiny).reshape(-1, 1, 1)
-            eye = torch.eye(D, dtype=wd, device=X.device)
-            F = torch.linalg.cholesky(cov + jitter * eye).transpose(1, 2)  # Lᵀ: (Lᵀ)ᵀ Lᵀ = L Lᵀ = Σ + δI
-        return {"mu": mu, "tr": tr, "F": F}
-
-    @staticmethod
-    def _exact_rank_factors(X: torch.Tensor, cls: _Classes) -> dict[str, Any]:
-        """Per-class covariance factors of exact size, stacked: ``rows (R, D)`` whose block ``l``
-        (``offsets[l]:offsets[l+1]``) is ``F_l`` with ``F_lᵀF_l = Σ_l`` — the centred data / √n (``n_l``
-        rows) when ``n_l ≤ D``, else the Cholesky factor (``D`` rows); ``rows32`` is its float32 copy.
-
-        The padded ``F (K, r, D)`` of :meth:`_gauss_stats` gives every class the rank of the largest
-        one: on WNUT-16 (11 classes, one of 1476 points, the others 23-283) that is 11 × 384 = 4224
-        rows against 384 + 918 = 1302 here, so the target × source product of every stage-2 step is
-        3.2× smaller."""
-        wd = precise_dtype(X.device)
-        D = X.shape[1]
-        blocks = []
-        for k in range(cls.K):
-            pts = X[cls.idx[k][cls.mask[k]]].to(wd)
-            n = pts.shape[0]
-            Z = pts - pts.mean(0, keepdim=True)
-            if n <= D:
-                blocks.append(Z / math.sqrt(n))
-            else:
-                cov = Z.T @ Z / n
-                jitter = 1e-10 * max(float(torch.diagonal(cov).mean()), torch.finfo(wd).tiny)
-                blocks.append(torch.linalg.cholesky(cov + jitter * torch.eye(D, dtype=wd, device=X.device)).T)
-        offsets = [0]
-        for blk in blocks:
-            offsets.append(offsets[-1] + blk.shape[0])
-        rows = torch.cat(blocks)
-        return {"rows": rows, "rows32": rows.float(), "offsets": offsets}
-
-    @staticmethod
-    def _bures(ga: dict, gb: dict, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """Bures–Wasserstein ``W2²`` between Gaussians ``ga[i]`` and ``gb[j]`` (batched over the pairs)."""
-        mean_term = ((ga["mu"][i] - gb["mu"][j]) ** 2).sum(-1)
-        Fa, Fb = ga["F"][i], gb["F"][j]
-        M = Fa @ Fb.transpose(1, 2)  # (P, ra, rb)
-        G = M @ M.transpose(1, 2) if M.shape[1] <= M.shape[2] else M.transpose(1, 2) @ M
-        return mean_term + ga["tr"][i] + gb["tr"][j] - 2.0 * _sqrt_trace(G)
-
-    @staticmethod
-    def _bures_cross(ga: dict, gb: dict, gemm_dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Bures–Wasserstein ``W2² (K_a, K_b)`` between every Gaussian of ``ga`` and every one of ``gb``.
-
-        Same value as :meth:`_bures` over all pairs, but all ``F_a[k] F_b[l]ᵀ`` come from ONE matrix
-        product of the stacked factors instead of gathering a ``(D, D)`` factor copy per pair: on
-        GunPoint × WNUT-16 (2 × 13 classes, 384-d) a stage-2 step fell from 11 to 4 ms of Bures work.
-        ``gemm_dtype`` (e.g. float32) runs that product — the only large one, ``K_a r_a × D × K_b r_b``
-        — in a cheaper dtype; the small ``r × r`` Gram matrices and their eigenvalues stay in the
-        factors' dtype. When ``gb`` holds exact-rank factors (:meth:`_exact_rank_factors`, the source's),
-        the product is against those (float32 copy ``rows32``) and the eigenproblems are per source
-        class, of size ``min(r_a, n_l)``."""
-        Ka, ra, D = ga["F"].shape
-        Fa = ga["F"]
-        cast = gemm_dtype is not None and gemm_dtype != Fa.dtype
-        if "rows" in gb:
-            Fb, offs = (gb["rows32"].to(gemm_dtype) if cast else gb["rows"]), gb["offsets"]
-            M = ((Fa.to(gemm_dtype) if cast else Fa).reshape(Ka * ra, D) @ Fb.T).to(Fa.dtype).reshape(Ka, ra, -1)
-            roots = []
-            for lo, hi in zip(offs[:-1], offs[1:], strict=True):
-                Ml = M[:, :, lo:hi]
-                G = Ml @ Ml.transpose(1, 2) if ra <= hi - lo else Ml.transpose(1, 2) @ Ml
-                roots.append(_sqrt_trace(G))
-            root = torch.stack(roots, 1)
-        else:
-            Kb, rb, _ = gb["F"].shape
-            Fb = gb["F"]
-            if cast:
-                Fa, Fb = Fa.to(gemm_dtype), Fb.to(gemm_dtype)
-            M = (Fa.reshape(Ka * ra, D) @ Fb.reshape(Kb * rb, D).T).to(ga["F"].dtype).reshape(Ka, ra, Kb, rb)
-            M = M.permute(0, 2, 1, 3).reshape(Ka * Kb, ra, rb)
-            G = M @ M.transpose(1, 2) if ra <= rb else M.transpose(1, 2) @ M
-            root = _sqrt_trace(G).reshape(Ka, Kb)
-        mean_term = ((ga["mu"].unsqueeze(1) - gb["mu"].unsqueeze(0)) ** 2).sum(-1)
-        return mean_term + ga["tr"].unsqueeze(1) + gb["tr"].unsqueeze(0) - 2.0 * root
-
-    def _bures_all_pairs(self, g: dict) -> torch.Tensor:
-        K = g["mu"].shape[0]
-        W = torch.zeros(K, K, dtype=self.dtype, device=self.device)
-        if K > 1:
-            i, j = torch.triu_indices(K, K, offset=1, device=self.device)
-            d = self._bures(g, g, i, j).to(self.dtype)
-            W = W.index_put((i, j), d).index_put((j, i), d)
-        return W
-
     # ------------------------------------------------------------------------------ target label costs
     def _target_label_costs(
         self, Xt: torch.Tensor, D_tt: torch.Tensor, D_ts: torch.Tensor, tcls: _Classes, cross_target: bool,
@@ -378,13 +260,14 @@ class OTDD(Objective):
         """Label distances ``W_tt (K_t, K_t)`` and ``W_ts (K_t, K_s)`` for the target classes ``tcls``
         (rows of ``Xt`` / ``D_tt`` / ``D_ts``). Without ``cross_target`` only the diagonal of
         ``W_tt`` is computed (class-wise OTDD has one target label). ``gemm_dtype``: see
-        :meth:`_bures_cross` (gaussian mode only)."""
+        :func:`~xmodal.align.bures.bures_cross` (gaussian mode only)."""
         Kt, Ks = tcls.K, self.src.K
         dev = self.device
         if self.inner == "gaussian":
-            gt = self._gauss_stats(Xt, tcls)
-            W_ts = self._bures_cross(gt, self.src_gauss, gemm_dtype).to(self.dtype)
-            W_tt = self._bures_all_pairs(gt) if cross_target else torch.zeros(Kt, Kt, dtype=self.dtype, device=dev)
+            gt = gauss_stats(Xt, tcls)
+            W_ts = bures_cross(gt, self.src_gauss, gemm_dtype).to(self.dtype)
+            W_tt = (bures_all_pairs(gt, self.dtype) if cross_target
+                    else torch.zeros(Kt, Kt, dtype=self.dtype, device=dev))
             return W_tt, W_ts
         # exact: ONE batched problem over all cross pairs; columns index [target rows | source rows]
         nt = D_tt.shape[0]
@@ -485,8 +368,8 @@ class OTDD(Objective):
         D_tt = _sqdist(Xsub, Xsub)
         D_ts = _sqdist(Xsub, self.Xs)  # against the whole source: the inner problems use the capped classes
         # float32 features: the target × source Bures product in float32 too (the eigenvalues stay in
-        # float64). With many target classes (darcy-16: 11 k-means classes × 16 rows against WNUT-16's
-        # factors) that product is most of a step; see _bures_cross.
+        # float64). With many target classes (e.g. 11 k-means classes of a dense task) that product is
+        # most of a step; see bures.bures_cross.
         gemm = torch.float32 if self.dtype == torch.float32 and self.device.type != "mps" else None
         W_tt, W_ts = self._target_label_costs(Xsub, D_tt, D_ts, tsub, cross_target=False, gemm_dtype=gemm)
         if self.detach_label_costs:

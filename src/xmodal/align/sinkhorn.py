@@ -33,14 +33,14 @@ in the *stabilised kernel* form (Schmitzer 2019) at the target ε: ``K = exp((f 
 formed once from the log-domain potentials and the updates are matrix-vector products with scaling
 vectors ``u, v`` (over-relaxed, ``u ← u^(1-ω) (1/Kv)^ω``, ω = 1.8 by default, Thibault et al. 2021),
 which are absorbed back into ``f, g`` (and ``K`` rebuilt) when they leave ``[e^-10, e^10]``. A
-matrix-vector product is one read of ``K``; a log-sum-exp is 4-5 passes with an ``exp`` — measured on
-this project's 2-core CPU (float32, 40 × 250 × 500 entries): ``logsumexp`` 12.5 ms, the batched
-product 1.0 ms. Stopping the log-domain annealing at 16 ε instead of ε cut a 45 × 570 × 570 batch
-(384-d, relative ε = 0.002) from 2.1 s to 1.5 s at equal values; skipping the annealing entirely is
-faster still on such data but fell back to the slow log domain on 2-d data (45 s instead of 0.7 s).
-If a scaling vector becomes non-finite the solver continues with log-domain iterations (slower,
-always stable). The column update of the log-domain iterations runs on a contiguous transposed copy
-of ``C`` (a ``logsumexp`` over the non-contiguous axis measured 2× slower). Self-problems
+matrix-vector product is one read of ``K``; a log-sum-exp is 4-5 passes with an ``exp``, so the kernel
+phase is several times cheaper per iteration. The annealing stops at 16 ε rather than ε (the kernel
+phase takes over where it is stable) and is not skipped (without it, low-dimensional data fall back
+to the slow log domain). If a scaling vector becomes non-finite the solver continues with log-domain
+iterations (slower, always stable). The column update of the log-domain iterations runs on a
+contiguous transposed copy of ``C`` (a ``logsumexp`` over the non-contiguous axis is slower). The
+solver's speed against POT's batched solver at equal values: ``python benchmarks/otdd_speed.py
+--solver-only``. Self-problems
 (``symmetric=True``: ``OT_ε(a, a)`` with symmetric ``C``) use the averaged update ``f ← ½ (f + T(f))``
 without annealing (see :func:`sinkhorn_potentials`). Stopping: when the L1 violation of the
 marginals, ``Σ_j |P^T 1 - b|_j`` (total mass 1; the row marginals are exact after a row update), is
@@ -59,9 +59,9 @@ points (``C = c(X, Y)``) get their gradients by the chain rule through ``C``, in
 arguments of a self-cost ``c(X, X)``.
 
 ``sharp=True`` returns the transport cost ``<P, C>`` of the entropic plan instead (the "sharp"
-Sinkhorn cost). It converges to the unregularised OT much faster as ε → 0 — measured (float64,
-30 × 40 Gaussian points, relative ε = 1e-3): entropic value +0.61 % above ``ot.emd2``, sharp
-+0.0004 % — so it is the one to compare with an exact solver; its gradient is the same ``P``.
+Sinkhorn cost). It converges to the unregularised OT much faster as ε → 0 (the entropic value is
+biased by about ε log n), so it is the one to compare with an exact solver (``python
+benchmarks/otdd_correctness.py`` does, against ``ot.emd2``); its gradient is the same ``P``.
 
 Works on any device and floating dtype (half precision is computed in float32).
 """
@@ -168,13 +168,12 @@ def sinkhorn_potentials(
     ``symmetric=True`` (requires ``C`` symmetric and ``a`` = ``b``) uses the averaged symmetric
     update (one ``f``, half the work). ``Ct`` is an optional contiguous ``C.transpose(1, 2)``.
     Symmetric problems skip the ε-annealing: from ``f = 0`` the averaged update converges in a few
-    iterations because the diagonal ``C_ii = 0`` dominates (measured: 3000 points, 384-d, relative
-    ε = 0.002, tol 1e-5: 6 iterations / 0.21 s without annealing, 16 / 0.86 s with it, equal values).
+    iterations because the diagonal ``C_ii = 0`` dominates (fewer iterations than with annealing, at
+    equal values).
     ``kernel=False`` disables the stabilised-kernel phase (pure log domain). ``omega`` is the
     over-relaxation factor of the kernel phase (Thibault et al. 2021; 1 = plain Sinkhorn); it is
-    halved towards 1 whenever the marginal error grows between two checks. Measured here (float64,
-    30 × 40 Gaussian points, relative ε = 1e-3, tol 1e-6): 15108 iterations at ω = 1, 6298 at 1.5,
-    2448 at 1.9; ε = 1e-2: 405 / 170 / 120.
+    halved towards 1 whenever the marginal error grows between two checks; over-relaxation cuts the
+    iterations several-fold at small ε (``SinkhornResult.iters`` reports them).
     """
     if not (scaling > 0) or not (1.0 <= omega < 2.0) or not (tol > 0) or check_every < 1 or max_iters < 0:
         raise XmodalError(

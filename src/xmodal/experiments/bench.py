@@ -154,8 +154,8 @@ def run_bench(
             its best configuration are kept in ``out/tune/<task>-seed<k>/`` and reused.
         jobs: cells run at once, each in its own process with ``1/jobs`` of torch's CPU threads.
             Each cell still writes its own times, measured while sharing the machine. Pays on many
-            cores; on the 2-core CPU, 2 jobs ran 4 diabetes finetune cells in 93 s against 100 s with 1
-            (``xmodal bench --tasks diabetes --methods finetune --seeds 0,1,2,3 --jobs 2``).
+            cores, little on 2 (compare the wall times of ``xmodal bench --tasks diabetes --methods
+            finetune --seeds 0,1,2,3`` with ``--jobs 1`` and ``--jobs 2``).
 
     Raises:
         XmodalError: unknown task or method, or a task whose data are not available here.

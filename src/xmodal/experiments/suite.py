@@ -9,22 +9,8 @@ what the suite needs on top: the estimator settings shared by every xmodal strat
 
 Settings are per task, not per method: every strategy on a task gets the same ones. They were
 chosen for the 2-core CPU budget (full suite ≤ 3 h) and, where a task underfit, on a validation split
-carved from its *training* set with ``benchmarks/suite_settings.py`` (finetune, seed 0; the test set
-is never read). The changes and their validation scores:
-
-* splice: 60 → 15 tokens (4-nt patches), 3 → 5 epochs, lr 1e-4 → 5e-4: accuracy 0.535 → 0.918 and
-  stage 3 152 → 65 s (``--task splice --try "max_tokens=15,epochs=5,lr=5e-4"``);
-* credit-g: 63 → 16 tokens: 0.700 (the majority share) → 0.738, 139 → 38 s; lr 3e-4 or 1e-3 fall back
-  to the majority share;
-* breast-cancer: 30 → 8 tokens: 0.934 → 0.967, 73 → 27 s;
-* darcy-85: 64 → 16 tokens, 4 → 8 epochs: rel_l2 0.493 → 0.271, 86 → 53 s;
-* japanesevowels: 32 → 16 tokens: accuracy 0.907 → 0.944 (validation seed 0) and 0.963 → 0.981
-  (``--seed 1``), 35 → 18 s; lr 3e-4 (0.870) and 20 epochs (0.926) did less.
-
-Kept after a validation check: credit-g's 16 tokens, 8 epochs, lr 1e-4 (0.738) against 8 tokens (0.694),
-15 epochs (0.731) and lr 5e-5 (0.700).
-
-Fewer, wider tokens learned faster on every task tried at these short budgets.
+carved from its *training* set with ``benchmarks/suite_settings.py`` (the test set is never read);
+``results/SUITE_SETTINGS.md`` records each change with its validation score and command.
 """
 
 from __future__ import annotations
@@ -76,8 +62,7 @@ for _task in (
     SuiteTask("mnist-5k", "image", "hgb", dict(max_tokens=16, epochs=3, batch_size=32, lr=2e-4)),
     SuiteTask("fashion-mnist-10k", "image", "hgb", dict(max_tokens=16, epochs=2, batch_size=32, lr=2e-4)),
     SuiteTask("darcy-16", "PDE field", "fno", dict(max_tokens=16, epochs=5, batch_size=32, lr=1e-3), quick=True),
-    # 6 FNO epochs: 30 took 1035 s on the 2-core CPU (rel_l2 0.0197), a fifth of the whole suite's seed,
-    # and 10 took ~400 s (0.0353) for a 3-seed suite that must fit 3 h
+    # 6 FNO epochs keep the peer's cell within the suite's 2-core budget (results/SUITE_SETTINGS.md)
     SuiteTask("darcy-85", "PDE field", "fno", dict(max_tokens=16, epochs=8, batch_size=16, lr=1e-3),
               peer_options={"epochs": 6}),
     SuiteTask("splice", "DNA sequence", "hgb", dict(max_tokens=15, epochs=5, batch_size=32, lr=5e-4)),

@@ -110,7 +110,7 @@ def generated_darcy_dataset(
     "darcy-85",
     description=(
         "Darcy flow 85x85 as in FNO / NAS-Bench-360: GRF-thresholded permeability {3, 12} -> pressure, f = 1; "
-        "1000 / 100, generated with scipy on first use (~20 s) and cached."
+        "1000 / 100, generated with scipy on first use and cached."
     ),
     requires=("scipy",),
     install="pip install scipy",

@@ -11,10 +11,11 @@ import pytest
 
 from xmodal.data import darcy, debian
 from xmodal.data.arff_tables import arff_dataset, read_arff
-from xmodal.data.benchmark_files import is_pickle, read_nasbench360, read_pdebench
+from xmodal.data.benchmark_files import is_pickle, read_nasbench360
 from xmodal.data.builtin import list_datasets, load_dataset
 from xmodal.data.builtin.fields import generated_darcy_dataset
 from xmodal.data.builtin.genomics import statlog_to_onehot
+from xmodal.data.pdebench import read_pdebench
 from xmodal.errors import XmodalError
 
 FETCH = "run scripts/fetch_debian_data.sh"

@@ -26,6 +26,7 @@ import gzip
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,14 @@ def read_arff(path: str | os.PathLike, target: str | None = None) -> ArffTable:
         )
     index = {c: i for i, c in enumerate(classes)}
     y = np.fromiter((index[str(v)] for v in labels), dtype=np.int64, count=len(labels))
+    X, feature_names = _encode_attributes(p, table, attributes, target)
+    return ArffTable(X, y, feature_names, classes, str(parsed["relation"]), target, {"source": str(p)})
 
+
+def _encode_attributes(p: Path, table: np.ndarray, attributes: list[tuple[str, Any]],
+                       target: str) -> tuple[np.ndarray, list[str]]:
+    """The feature attributes as numbers: nominal ones one-hot over their declared values (a missing value
+    all zeros), numeric ones as they are (a missing value refused); other types refused."""
     columns: list[np.ndarray] = []
     feature_names: list[str] = []
     for j, (name, kind) in enumerate(attributes):
@@ -136,8 +144,7 @@ def read_arff(path: str | os.PathLike, target: str | None = None) -> ArffTable:
             )
     if not columns:
         raise XmodalError(f"{str(p)!r} has no feature attributes besides the target {target!r}")
-    X = np.concatenate(columns, axis=1)
-    return ArffTable(X, y, feature_names, classes, str(parsed["relation"]), target, {"source": str(p)})
+    return np.concatenate(columns, axis=1), feature_names
 
 
 def arff_dataset(

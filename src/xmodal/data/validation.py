@@ -32,6 +32,19 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
     Raises:
         XmodalError: empty data, wrong rank, non-numeric values, NaN or Inf.
     """
+    arr = _numeric_array(X, name)
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise XmodalError(f"{name} is empty (shape {arr.shape}); provide at least one sample")
+    arr = _to_layout(arr, spatial_dims, name)
+    if any(s == 0 for s in arr.shape[1:]):
+        raise XmodalError(f"{name} has an empty axis: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+                          "required; every axis needs length ≥ 1")
+    return _finite_float32(arr, name)
+
+
+def _numeric_array(X: Any, name: str) -> np.ndarray:
+    """``X`` as a real numeric NumPy array (object arrays of numbers read as floats), or the error that says
+    why it is not one."""
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
         raise XmodalError(f"A sparse matrix was passed as {name}, but dense data is required; convert it with "
                           f"{name}.toarray() (xmodal's bodies take dense inputs)")
@@ -56,8 +69,11 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
         raise XmodalError(
             f"{name} has dtype {arr.dtype}; it must be numeric (encode categorical columns as numbers first)"
         )
-    if arr.ndim == 0 or arr.shape[0] == 0:
-        raise XmodalError(f"{name} is empty (shape {arr.shape}); provide at least one sample")
+    return arr
+
+
+def _to_layout(arr: np.ndarray, spatial_dims: int | None, name: str) -> np.ndarray:
+    """``(N, C, *S)``: a channel axis added to ``(N, *S)`` with ``spatial_dims``, or to ``(N, F)`` tables."""
     if spatial_dims is not None:
         if spatial_dims not in (1, 2, 3):
             raise XmodalError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
@@ -78,9 +94,11 @@ def check_X(X: Any, spatial_dims: int | None = None, name: str = "X") -> np.ndar
                           f"{name}.reshape(-1, 1) for one feature, {name}.reshape(1, -1) for one sample")
     elif arr.ndim not in (3, 4, 5):
         raise XmodalError(f"{name} has rank {arr.ndim} (shape {arr.shape}); expected {_LAYOUTS}")
-    if any(s == 0 for s in arr.shape[1:]):
-        raise XmodalError(f"{name} has an empty axis: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
-                          "required; every axis needs length ≥ 1")
+    return arr
+
+
+def _finite_float32(arr: np.ndarray, name: str) -> np.ndarray:
+    """A contiguous float32 copy, refusing values beyond float32's range and NaN/Inf (naming the samples)."""
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
         big = np.isfinite(arr) & (np.abs(arr) > np.finfo(np.float32).max)
         if big.any():

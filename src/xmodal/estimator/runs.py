@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,39 @@ from xmodal.train import AlignConfig, predict_raw, train_loop
 from xmodal.train.checkpoint import check_run_key
 from xmodal.train.config import TrainConfig
 
-__all__ = ["TrainingRun", "Job", "NotLearnedWarning", "PREDICT_BATCH"]
+__all__ = ["FitReport", "TrainingRun", "Job", "NotLearnedWarning", "PREDICT_BATCH"]
 
 #: samples per forward pass when predicting (validation scores, ``predict``); memory, not results, depends on it
 PREDICT_BATCH = 64
+
+
+@dataclass
+class FitReport:
+    """What ``fit`` did: the strategy, stage times in seconds and the per-epoch histories.
+
+    ``strategy`` holds the resolved ``name``, ``align``, ``mode`` and ``embedder_init`` and, for
+    ``embedder_init="body"``, ``init``: the report of
+    :func:`~xmodal.model.embedder_init.init_projection_from_body` (method, source kernel shape, …).
+    ``align`` and ``finetune`` describe the run that made the final model. ``settings`` holds the
+    automatic settings as resolved for the data (:mod:`xmodal.defaults`); ``validation`` the
+    validation protocol's outcome (metric, score, held-out rows, each candidate's score under
+    ``strategy="auto"``); ``runs`` one line per training run (validation runs, then the refit).
+    """
+
+    strategy: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    align: dict[str, Any] = field(default_factory=dict)
+    finetune: list[dict] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    runs: list[dict] = field(default_factory=list)
+    #: the stage-3 history of each entry of ``runs`` (validation runs carry ``val_<metric>`` per epoch)
+    histories: list[list[dict]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "seconds": self.seconds, "align": self.align, "finetune": self.finetune,
+                "settings": self.settings, "validation": self.validation, "runs": self.runs,
+                "histories": self.histories}
 
 
 @dataclass(eq=False)

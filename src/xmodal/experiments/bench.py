@@ -25,32 +25,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from xmodal.errors import XmodalError
-from xmodal.evaluate.report import mean_pm, write_csv
-from xmodal.experiments.cells import cell_key, fit_cell, load_cell, save_cell, shown_value, summarize_cells
-from xmodal.experiments.suite import SuiteTask, get_task
-from xmodal.files import atomic_write_text
+from xmodal.experiments.bench_results import head_to_head, performance_profile, plot_performance_profile, write_results
+from xmodal.experiments.cells import cell_key, fit_cell, load_cell, save_cell, shown_value
+from xmodal.experiments.suite import (
+    CHOICES,
+    DEFAULT_METHODS,
+    PEER,
+    TUNED,
+    VALIDATION,
+    SuiteTask,
+    get_task,
+    strategy_name,
+)
 from xmodal.tuning.search import DEFAULT_BUDGET
 
 __all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "head_to_head",
-           "DEFAULT_METHODS"]
-
-#: the method that runs the task's expert baseline (:mod:`xmodal.experiments.peers`) instead of a strategy
-PEER = "peer"
-#: the references xmodal is held against in the head-to-head: the expert and a randomly initialised body
-REFERENCES = (PEER, "scratch")
-DEFAULT_METHODS = ("orca", "mona", "finetune", "scratch", PEER)
-#: the validation protocol of every xmodal cell: this share of the training data scores the run, then the
-#: model is refit on all of it (the test split is never used for a choice)
-VALIDATION = 0.2
-#: a method ``tuned:<strategy>`` runs ``<strategy>`` with the settings tuned (:func:`xmodal.tune`) on the
-#: task's training data, from the automatic defaults
-TUNED = "tuned:"
-#: derived methods: per (task, seed), the candidate with the better validation score (test value reported)
-CHOICES = {"auto": ("orca", "finetune"), "tuned:auto": ("tuned:orca", "tuned:finetune")}
+           "write_results", "DEFAULT_METHODS"]
 
 
 @dataclass
@@ -109,7 +102,7 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
         settings: dict[str, Any] = dict(task.settings)
         name = method
         if method.startswith(TUNED):
-            name = _strategy_name(method)
+            name = strategy_name(method)
             tuned, tune_s = _tuned_settings(task, data, seed, body, tune_dir or Path("bench") / "tune", tune_budget)
             settings = tuned
             row["tune_s"] = tune_s
@@ -128,6 +121,7 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
     return row
 
 
+# over 60 lines only through its docstring (every argument documented); the code is 44 lines
 def run_bench(
     tasks: list[str],
     methods: list[str] | tuple[str, ...] = DEFAULT_METHODS,
@@ -168,7 +162,7 @@ def run_bench(
     run = [m for m in shown if m not in CHOICES]
     for m in run:
         if m != PEER:
-            get_strategy(_strategy_name(m))
+            get_strategy(strategy_name(m))
     from xmodal.tuning import parse_duration
 
     parse_duration(tune_budget)
@@ -285,194 +279,3 @@ def validation_choices(rows: list[dict[str, Any]], derived: list[str]) -> list[d
             out.append({**best, "method": name, "chosen": best["method"],
                         **{k: sum(float(r.get(k, 0.0)) for r in got) for k in ("align_s", "finetune_s", "total_s")}})
     return out
-
-
-def _summary(rows: list[dict[str, Any]], task: str, method: str) -> dict[str, float] | None:
-    cells = [r for r in rows if r["task"] == task and r["method"] == method]
-    if not cells:
-        return None
-    s = summarize_cells(cells, ("value", "align_s", "finetune_s", "total_s"))
-    if "value" not in s:  # every seed diverged: the method has no score on this task
-        return None
-    return {"mean": s["value"], "std": s["value_std"], "n": s["n"] - s["diverged"], "diverged": s["diverged"],
-            "align_s": s.get("align_s", 0.0), "finetune_s": s.get("finetune_s", 0.0), "total_s": s.get("total_s", 0.0),
-            "higher": bool(cells[0]["higher_is_better"]), "metric": cells[0]["metric"]}
-
-
-def head_to_head(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[dict[str, Any]]:
-    """Per task: xmodal against the expert peer and against ``scratch``.
-
-    xmodal is the strategy chosen on validation (``tuned:auto``, else ``auto``, when among ``methods``);
-    without one, the best mean test score among ``methods`` other than ``peer`` and ``scratch`` (an
-    optimistic choice made on the test split, kept for runs without validation cells).
-
-    Returns one dict per task that has a transfer strategy: ``task``, ``best`` (strategy name),
-    ``best_mean``, ``peer_mean`` / ``scratch_mean`` (``None`` when not run) and ``beats_peer`` /
-    ``beats_scratch`` (strictly better mean; ``None`` when the other side was not run).
-    """
-    out = []
-    for t in tasks:
-        sums = {m: _summary(rows, t, m) for m in methods}
-        chosen = next((m for m in ("tuned:auto", "auto") if sums.get(m) is not None), None)
-        transfer = ({chosen: sums[chosen]} if chosen else
-                    {m: s for m, s in sums.items() if s is not None and _transfers(m)})
-        if not transfer:
-            continue
-        higher = next(iter(transfer.values()))["higher"]
-        pick = max if higher else min
-        best = pick(transfer, key=lambda m: transfer[m]["mean"])
-        b = transfer[best]["mean"]
-        row: dict[str, Any] = {"task": t, "best": best, "best_mean": b}
-        for other in REFERENCES:
-            o = sums.get(other)
-            row[f"{other}_mean"] = None if o is None else o["mean"]
-            row[f"beats_{other}"] = None if o is None else (b > o["mean"] if higher else b < o["mean"])
-        out.append(row)
-    return out
-
-
-def _strategy_name(method: str) -> str:
-    """The strategy a method runs (``tuned:orca`` → ``orca``)."""
-    return method[len(TUNED):] if method.startswith(TUNED) else method
-
-
-def _transfers(method: str) -> bool:
-    """Whether a method transfers a pretrained body: a strategy whose mode starts from the pretrained
-    weights (not the peer, not ``scratch``)."""
-    from xmodal.strategies import get_strategy
-    from xmodal.train.modes import get_mode
-
-    return method != PEER and get_mode(get_strategy(_strategy_name(method)).mode).pretrained_body
-
-
-def _error(mean: float, higher: bool) -> float:
-    """Lower-is-better error of a metric value (1 − accuracy-like metrics; the value itself otherwise)."""
-    return 1.0 - mean if higher else mean
-
-
-def performance_profile(
-    rows: list[dict[str, Any]], tasks: list[str], methods: list[str], taus: np.ndarray | None = None
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Dolan–Moré profile: ``ρ_m(τ)`` = fraction of tasks where method ``m``'s mean error ≤ τ × the best
-    method's (a method missing on a task counts as failed there). Returns ``(taus, {method: ρ(taus)})``."""
-    ratios: dict[str, list[float]] = {m: [] for m in methods}
-    for t in tasks:
-        errs = {}
-        for m in methods:
-            s = _summary(rows, t, m)
-            errs[m] = _error(s["mean"], s["higher"]) if s else float("inf")
-        best = min(errs.values())
-        for m in methods:
-            e = errs[m]
-            if best <= 0:
-                ratios[m].append(1.0 if e <= 0 else float("inf"))
-            else:
-                ratios[m].append(e / best)
-    finite = [r for v in ratios.values() for r in v if np.isfinite(r)]
-    if taus is None:
-        hi = max(finite + [1.0]) * 1.05
-        taus = np.exp(np.linspace(0.0, np.log(max(hi, 1.05)), 200))
-    prof = {m: np.array([(np.array(v) <= tau).mean() if v else 0.0 for tau in taus]) for m, v in ratios.items()}
-    return taus, prof
-
-
-def plot_performance_profile(taus: np.ndarray, prof: dict[str, np.ndarray], path: str | Path, title: str) -> None:
-    """Step plot of the profile (log-τ axis), as PNG (:func:`xmodal.evaluate.report.save_performance_profile`)."""
-    from xmodal.evaluate.report import save_performance_profile
-
-    save_performance_profile(taus, prof, path, title)
-
-
-def write_results(
-    rows: list[dict[str, Any]], out_dir: Path, tasks: list[str], methods: list[str], seconds: float | None
-) -> dict[str, str]:
-    """Write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png`` into ``out_dir``
-    (``seconds``: wall time of the run that computed cells; ``None`` for a report-only run)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# xmodal benchmark results", "",
-             "Mean ± std over seeds of the test metric (a single value where only one seed ran); best per task "
-             "in **bold** (↑ higher / ↓ lower is better).", "",
-             *_metric_table(rows, tasks, methods), "",
-             "Mean seconds per cell (stage 2 + stage 3 for xmodal strategies; fit + predict for peers):", "",
-             *_time_table(rows, tasks, methods), *_duel_lines(head_to_head(rows, tasks, methods))]
-    taus, prof = performance_profile(rows, tasks, methods)
-    png = out_dir / "performance_profile.png"
-    plot_performance_profile(taus, prof, png, f"performance profile ({len(tasks)} tasks)")
-    lines += ["", "![performance profile](performance_profile.png)", "",
-              "Fraction of tasks on which each method is the best (ρ(1)): "
-              + ", ".join(f"{m} {prof[m][0]:.2f}" for m in methods), "",
-              ("" if seconds is None else
-               f"Wall time of this run (cells computed now; resumed cells cost nothing): {seconds:.0f} s. ")
-              + f"Sum of the {len(rows)} cells' own times (the cost of running them all at once): "
-              f"{sum(float(r.get('total_s', 0)) for r in rows):.0f} s.", ""]
-    md = out_dir / "RESULTS.md"
-    atomic_write_text(md, "\n".join(lines))
-    csv_path = out_dir / "results.csv"
-    write_csv(rows, csv_path, ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned",
-                               "diverged", "tune_s", "align_s", "finetune_s", "total_s", "peer"])
-    return {"markdown": str(md), "csv": str(csv_path), "profile": str(png)}
-
-
-def _metric_table(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[str]:
-    """Per task, mean ± std of the test metric of every method; the best in bold; failed cells said."""
-    lines = ["| task | metric | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
-    for t in tasks:
-        sums = {m: _summary(rows, t, m) for m in methods}
-        present = [s for s in sums.values() if s]
-        if not present:
-            continue
-        higher = present[0]["higher"]
-        best = (max if higher else min)(s["mean"] for s in present)
-        cells = []
-        for m, s in sums.items():
-            if s is None:
-                failed = [r for r in rows if r["task"] == t and r["method"] == m and r.get("diverged")]
-                cells.append(f"diverged ({len(failed)} seeds)" if failed else "–")
-                continue
-            txt = mean_pm(s["mean"], s["std"], s["n"]) + ("" if s["n"] > 1 else " (1 seed)")
-            txt = f"**{txt}**" if s["mean"] == best else txt
-            cells.append(txt + (f" ({s['diverged']} diverged)" if s.get("diverged") else ""))
-        lines.append(f"| {t} | {present[0]['metric']} {'↑' if higher else '↓'} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _time_table(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[str]:
-    """Per task, the mean seconds of every method's cells (stage 2 + stage 3, or the peer's total)."""
-    lines = ["| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
-    for t in tasks:
-        sums = {m: _summary(rows, t, m) for m in methods}
-        if not any(sums.values()):
-            continue
-        cells = []
-        for s in sums.values():
-            if s is None:
-                cells.append("–")
-            elif s["align_s"] > 0:
-                cells.append(f"{s['align_s']:.1f} + {s['finetune_s']:.1f}")
-            elif s["finetune_s"] > 0:
-                cells.append(f"0 + {s['finetune_s']:.1f}")
-            else:
-                cells.append(f"{s['total_s']:.1f}")
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _duel_lines(duel: list[dict[str, Any]]) -> list[str]:
-    """The head-to-head table (:func:`head_to_head`) and the counts of tasks where xmodal wins."""
-    if not duel:
-        return []
-    by_val = any(d["best"] in CHOICES for d in duel)
-    lines = ["", ("xmodal with the strategy chosen on validation (auto: orca or finetune per seed, by their "
-                  "validation score; the test split chooses nothing)" if by_val else
-                  "xmodal's best transfer strategy (best mean test score among the methods other than peer "
-                  "and scratch: a choice made on the test split)") + " against the expert peer and scratch:", "",
-             "| task | best strategy | its mean | peer | scratch |", "|---|---|---|---|---|"]
-    for d in duel:
-        vs = ["–" if d[f"{o}_mean"] is None else
-              f"{d[f'{o}_mean']:.4f} ({'beaten' if d[f'beats_{o}'] else 'not beaten'})" for o in REFERENCES]
-        lines.append(f"| {d['task']} | {d['best']} | {d['best_mean']:.4f} | {vs[0]} | {vs[1]} |")
-    for o in REFERENCES:
-        known = [d for d in duel if d[f"beats_{o}"] is not None]
-        if known:
-            lines += ["", f"Beats {o} on {sum(d[f'beats_{o}'] for d in known)} of {len(known)} tasks."]
-    return lines

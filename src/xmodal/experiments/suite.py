@@ -102,3 +102,33 @@ def settings_for(name: str) -> tuple[str, dict[str, Any]]:
     if name in EXTRA_SETTINGS:
         return name, dict(EXTRA_SETTINGS[name])
     raise XmodalError(f"no benchmark settings for {name!r}; known: {sorted(SUITE) + sorted(EXTRA_SETTINGS)}")
+
+
+# ------------------------------------------------------------------ the suite's methods
+#: the method that runs the task's expert baseline (:mod:`xmodal.experiments.peers`) instead of a strategy
+PEER = "peer"
+#: the references xmodal is held against in the head-to-head: the expert and a randomly initialised body
+REFERENCES = (PEER, "scratch")
+DEFAULT_METHODS = ("orca", "mona", "finetune", "scratch", PEER)
+#: the validation protocol of every xmodal cell: this share of the training data scores the run, then the
+#: model is refit on all of it (the test split is never used for a choice)
+VALIDATION = 0.2
+#: a method ``tuned:<strategy>`` runs ``<strategy>`` with the settings tuned (:func:`xmodal.tune`) on the
+#: task's training data, from the automatic defaults
+TUNED = "tuned:"
+#: derived methods: per (task, seed), the candidate with the better validation score (test value reported)
+CHOICES = {"auto": ("orca", "finetune"), "tuned:auto": ("tuned:orca", "tuned:finetune")}
+
+
+def strategy_name(method: str) -> str:
+    """The strategy a method runs (``tuned:orca`` → ``orca``)."""
+    return method[len(TUNED):] if method.startswith(TUNED) else method
+
+
+def transfers(method: str) -> bool:
+    """Whether a method transfers a pretrained body: a strategy whose mode starts from the pretrained
+    weights (not the peer, not ``scratch``)."""
+    from xmodal.strategies import get_strategy
+    from xmodal.train.modes import get_mode
+
+    return method != PEER and get_mode(get_strategy(strategy_name(method)).mode).pretrained_body

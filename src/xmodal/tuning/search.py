@@ -44,7 +44,8 @@ from xmodal.data.validation import check_Xy
 from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.estimator import CrossModalEstimator, NotLearnedWarning, encode_class_labels
-from xmodal.evaluate.metrics import get_metric
+from xmodal.evaluate.metrics import Metric, get_metric
+from xmodal.registry import Registry
 from xmodal.tasks import LABELS_KIND, get_task_kind
 from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
 from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
@@ -71,7 +72,10 @@ def _no_pruning(min_resource: int, max_resource: int, eta: int) -> Any:
 
 
 #: pruner name → factory ``(min_resource, max_resource, reduction_factor)``; epochs are the resource
-PRUNERS: dict[str, Callable[[int, int, int], Any]] = {"asha": _asha, "hyperband": _hyperband, "none": _no_pruning}
+PRUNERS: Registry[Callable[[int, int, int], Any]] = Registry("pruner", sort=False)
+PRUNERS.add("asha", _asha)
+PRUNERS.add("hyperband", _hyperband)
+PRUNERS.add("none", _no_pruning)
 
 
 def parse_duration(text: str | float | int | None) -> float | None:
@@ -134,6 +138,7 @@ def _data_fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+# over 60 lines only through its docstring (every argument documented); the code is 42 lines
 def tune(
     X: Any,
     y: Any,
@@ -181,46 +186,97 @@ def tune(
         XmodalError: bad data, settings, space or storage (before any trial runs); a study in
             ``storage`` that was started on other data or settings; no trial that finished.
     """
-    import optuna
-
-    # ---- 1. checks at the boundary, before any weights load
-    base = (config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))).validate()
-    space = space if isinstance(space, SearchSpace) else (DEFAULT_SPACE if space is None else SearchSpace(space))
-    seconds_budget = parse_duration(budget)
-    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
-        raise XmodalError(f"n_trials must be a positive integer or None, got {n_trials!r}")
-    if seconds_budget is None and n_trials is None:
-        raise XmodalError("give a time budget (e.g. budget='20m') or a number of trials (n_trials=20), or both")
-    if pruner not in PRUNERS:
-        raise XmodalError(f"unknown pruner {pruner!r}; choose one of {sorted(PRUNERS)}")
-    if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int) or reduction_factor < 2:
-        raise XmodalError(f"reduction_factor must be an integer ≥ 2, got {reduction_factor!r}")
-    trial_base = base.replace(strategy=tune_strategy, align=None, mode="full", refit=False, verbose=False)
-    CrossModalEstimator._strategies(trial_base)  # unknown tune_strategy → XmodalError
-    if validation_data is None and base.validation <= 0:
-        raise XmodalError("tuning chooses on validation data: set validation > 0 (e.g. 0.2) or pass validation_data")
-    y_enc, classes = encode_class_labels(y, base.task)
-    Xc, yc, task, _ = check_Xy(X, y_enc, base.task if classes is None else LABELS_KIND, base.spatial_dims)
-    kind = get_task_kind(task)
-    metric = get_metric(kind.default_metric)
-    if validation_data is None:
-        n_fit = len(validation_split(yc, base.validation, base.seed, stratify=kind.class_labels)[0])
-    else:
-        n_fit = len(Xc)
-    auto, _ = resolve_settings(base, n_fit, tuple(Xc.shape[2:]))
-    max_epochs = max(1, int(math.ceil(auto.epochs * _max_scale(space, "epochs"))))
-    min_resource = max(1, max_epochs // reduction_factor**2)
+    problem = _Problem.prepare(X, y, config, space, budget, n_trials, pruner, reduction_factor, tune_strategy,
+                               validation_data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store, where = open_storage(storage, out)
-
-    # ---- 2. the study: created here (and seeded with the defaults), or joined
     name = study_name or "xmodal"
-    key = {"data": _data_fingerprint(Xc, yc), "base": trial_base.run_key(), "space": space.to_spec(),
-           "metric": metric.name, "tune_strategy": tune_strategy}
-    key = _jsonable(key)
-    direction = "maximize" if metric.higher_is_better else "minimize"
-    me = worker_id()
+    study = _open_study(problem, store, where, name, pruner, reduction_factor)
+    t_start = time.monotonic()
+    _run_trials(problem, study, n_trials, progress, None if problem.seconds_budget is None
+                else t_start + problem.seconds_budget)
+
+    from xmodal.tuning.report import count_states, pruning_savings, write_report
+
+    counts = count_states(study)
+    if counts["complete"] == 0:
+        raise XmodalError(f"no trial finished in {study_name or 'the study'} ({counts}); give a larger budget or "
+                          "more trials (the first trial runs the automatic defaults to the end)")
+    best = study.best_trial
+    metric = problem.metric
+    result = TuneResult(best_config=problem.base.replace(**best.user_attrs["settings"]), best_value=float(best.value),
+                        metric=metric.name, higher_is_better=metric.higher_is_better, counts=counts,
+                        seconds=time.monotonic() - t_start, pruning=pruning_savings(study), study=study)
+    result.files = write_report(result, out, tune_strategy=tune_strategy, storage=where, study_name=name,
+                                best_number=best.number)
+    return result
+
+
+@dataclass
+class _Problem:
+    """What every trial of one :func:`tune` call shares, checked at the boundary before any weights load:
+    the base settings, the validated data, the metric, the automatic settings of the fitting rows, and
+    the epochs that are ASHA's resource."""
+
+    base: RunConfig
+    trial_base: RunConfig
+    space: SearchSpace
+    Xc: np.ndarray
+    yc: np.ndarray
+    metric: Metric
+    n_fit: int
+    auto: RunConfig
+    max_epochs: int
+    min_resource: int
+    seconds_budget: float | None
+    validation_data: tuple[Any, Any] | None
+    tune_strategy: str
+
+    @classmethod
+    def prepare(cls, X: Any, y: Any, config: RunConfig | Mapping[str, Any] | None,
+                space: SearchSpace | Mapping[str, Any] | None, budget: str | float | None, n_trials: int | None,
+                pruner: str, reduction_factor: int, tune_strategy: str,
+                validation_data: tuple[Any, Any] | None) -> _Problem:
+        base = (config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))).validate()
+        space = space if isinstance(space, SearchSpace) else (DEFAULT_SPACE if space is None else SearchSpace(space))
+        seconds_budget = parse_duration(budget)
+        if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+            raise XmodalError(f"n_trials must be a positive integer or None, got {n_trials!r}")
+        if seconds_budget is None and n_trials is None:
+            raise XmodalError("give a time budget (e.g. budget='20m') or a number of trials (n_trials=20), or both")
+        PRUNERS[pruner]  # an unknown pruner: UnknownName listing the pruners
+        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int) or reduction_factor < 2:
+            raise XmodalError(f"reduction_factor must be an integer ≥ 2, got {reduction_factor!r}")
+        trial_base = base.replace(strategy=tune_strategy, align=None, mode="full", refit=False, verbose=False)
+        CrossModalEstimator._strategies(trial_base)  # unknown tune_strategy → XmodalError
+        if validation_data is None and base.validation <= 0:
+            raise XmodalError("tuning chooses on validation data: set validation > 0 (e.g. 0.2) or pass "
+                              "validation_data")
+        y_enc, classes = encode_class_labels(y, base.task)
+        Xc, yc, task, _ = check_Xy(X, y_enc, base.task if classes is None else LABELS_KIND, base.spatial_dims)
+        kind = get_task_kind(task)
+        n_fit = (len(Xc) if validation_data is not None
+                 else len(validation_split(yc, base.validation, base.seed, stratify=kind.class_labels)[0]))
+        auto, _ = resolve_settings(base, n_fit, tuple(Xc.shape[2:]))
+        max_epochs = max(1, int(math.ceil(auto.epochs * _max_scale(space, "epochs"))))
+        return cls(base, trial_base, space, Xc, yc, get_metric(kind.default_metric), n_fit, auto, max_epochs,
+                   max(1, max_epochs // reduction_factor**2), seconds_budget, validation_data, tune_strategy)
+
+    def key(self) -> dict[str, Any]:
+        """What a study must have been started on to be joined: the data, settings, space and metric."""
+        return _jsonable({"data": _data_fingerprint(self.Xc, self.yc), "base": self.trial_base.run_key(),
+                          "space": self.space.to_spec(), "metric": self.metric.name,
+                          "tune_strategy": self.tune_strategy})
+
+
+def _open_study(problem: _Problem, store: Any, where: str, name: str, pruner: str, reduction_factor: int) -> Any:
+    """Create the study (seeded with the automatic defaults as its first trial) or join it, refusing one
+    started on other data or settings; each joining worker samples with its own seed."""
+    import optuna
+
+    key = problem.key()
+    direction = "maximize" if problem.metric.higher_is_better else "minimize"
     try:
         study = optuna.create_study(storage=store, study_name=name, direction=direction)
         created = True
@@ -234,26 +290,29 @@ def tune(
             diff = sorted(k for k in key if saved.get(k) != key[k])
             raise XmodalError(f"study {name!r} in {where} was started on other data or settings (differs in {diff}); "
                               "use another --study name or --out folder") from None
-    seed = base.seed if created else (base.seed + zlib.crc32(me.encode())) % 2**32
+    seed = problem.base.seed if created else (problem.base.seed + zlib.crc32(worker_id().encode())) % 2**32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate/constant_liar
         study.sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    study.pruner = PRUNERS[pruner](min_resource, max_epochs, reduction_factor)
+    study.pruner = PRUNERS[pruner](problem.min_resource, problem.max_epochs, reduction_factor)
     if created:
-        start = space.defaults(auto)
+        start = problem.space.defaults(problem.auto)
         if start is not None:
             study.enqueue_trial(start, user_attrs={"origin": "defaults"})
+    return study
 
-    # ---- 3. the trials
-    t_start = time.monotonic()
-    deadline = None if seconds_budget is None else t_start + seconds_budget
-    val_key = f"val_{metric.name}"
+
+def _objective(problem: _Problem, deadline: float | None) -> Callable[[Any], float]:
+    """One trial: sample settings, fit with validation scored per epoch (the rung reports), prune."""
+    import optuna
+
+    me, val_key, metric = worker_id(), f"val_{problem.metric.name}", problem.metric
 
     def objective(trial: Any) -> float:
         trial.set_user_attr("worker", me)
-        settings = space.sample(trial, auto)
-        cfg = trial_base.replace(**settings)
-        resolved, _ = resolve_settings(cfg, n_fit, tuple(Xc.shape[2:]))
+        settings = problem.space.sample(trial, problem.auto)
+        cfg = problem.trial_base.replace(**settings)
+        resolved, _ = resolve_settings(cfg, problem.n_fit, tuple(problem.Xc.shape[2:]))
         trial.set_user_attr("settings", _jsonable(settings))
         trial.set_user_attr("epochs_planned", int(resolved.epochs))
         epoch_seconds: list[float] = []
@@ -276,10 +335,18 @@ def tune(
         est = CrossModalEstimator(**cfg.to_dict())
         with warnings.catch_warnings():  # a trial that does not learn is scored, not announced
             warnings.simplefilter("ignore", NotLearnedWarning)
-            est.fit(Xc, yc, validation_data=validation_data, on_epoch=on_epoch)
+            est.fit(problem.Xc, problem.yc, validation_data=problem.validation_data, on_epoch=on_epoch)
         return float(est.validation_score_)
 
-    bar = _Progress(study, n_trials, metric.name, progress)
+    return objective
+
+
+def _run_trials(problem: _Problem, study: Any, n_trials: int | None, progress: bool, deadline: float | None) -> None:
+    """Run trials until ``n_trials`` (the whole study's) or the deadline; failed trials (XmodalError) are
+    recorded as such, trials orphaned by a killed worker are marked failed."""
+    import optuna
+
+    bar = _Progress(study, n_trials, problem.metric.name, progress)
 
     def after_trial(study: Any, trial: Any) -> None:
         fail_orphaned_trials(study)
@@ -291,26 +358,10 @@ def tune(
     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
     if not (n_trials is not None and len(study.get_trials(deepcopy=False)) >= n_trials) and remaining != 0.0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study.optimize(objective, timeout=remaining, callbacks=[after_trial], catch=(XmodalError,),
-                       gc_after_trial=True)
+        study.optimize(_objective(problem, deadline), timeout=remaining, callbacks=[after_trial],
+                       catch=(XmodalError,), gc_after_trial=True)
     fail_orphaned_trials(study)
     bar.close()
-
-    # ---- 4. the result and the report
-    from xmodal.tuning.report import count_states, pruning_savings, write_report
-
-    counts = count_states(study)
-    if counts["complete"] == 0:
-        raise XmodalError(f"no trial finished in {study_name or 'the study'} ({counts}); give a larger budget or "
-                          "more trials (the first trial runs the automatic defaults to the end)")
-    best = study.best_trial
-    best_config = base.replace(**best.user_attrs["settings"])
-    result = TuneResult(best_config=best_config, best_value=float(best.value), metric=metric.name,
-                        higher_is_better=metric.higher_is_better, counts=counts,
-                        seconds=time.monotonic() - t_start, pruning=pruning_savings(study), study=study)
-    result.files = write_report(result, out, tune_strategy=tune_strategy, storage=where, study_name=name,
-                                best_number=best.number)
-    return result
 
 
 def _max_scale(space: SearchSpace, name: str) -> float:

@@ -247,3 +247,12 @@ def test_evaluate_on_data_without_a_test_split_warns_that_it_scores_every_row(tm
     code, out, err = run_cli(capsys, "evaluate", run / "model", csv)
     assert code == 0 and "no test split" in err and "all its 48 rows were scored" in err
     assert set(json.loads(out)) == set(json.loads((run / "metrics.json").read_text())["test"])
+
+
+def test_the_cli_runs_as_a_module_for_worker_processes():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "xmodal.cli", "strategies"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "orca" in done.stdout, done.stderr

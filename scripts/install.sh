@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,vision]"
 # FNO's Darcy-flow sample data ship inside neuraloperator 0.3.0; its dependencies are not needed
 # (xmodal reads the .pt files without importing the package).
 python -m pip install -q --no-deps "neuraloperator==0.3.0"

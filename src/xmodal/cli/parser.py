@@ -15,6 +15,7 @@ from xmodal.cli.commands import (
     cmd_demo,
     cmd_evaluate,
     cmd_predict,
+    cmd_select_body,
     cmd_strategies,
     cmd_tune,
 )
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_fit, _add_tune, _add_compare, _add_bench, _add_predict, _add_evaluate, _add_listings):
+    for add in (_add_fit, _add_tune, _add_compare, _add_bench, _add_predict, _add_evaluate, _add_select_body,
+                _add_listings):
         add(sub)
     return parser
 
@@ -183,6 +185,23 @@ def _add_evaluate(sub: Any) -> None:
     p.add_argument("--test-size", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
+
+
+def _add_select_body(sub: Any) -> None:
+    p = sub.add_parser("select-body", help="rank bodies for DATA by their OTDD after a short stage 2",
+                       description="For each candidate body, a short stage 2 (ORCA's OTDD) on a subsample of "
+                       "DATA's training split, then a table of the final OTDD divided by the body's source scale "
+                       "(comparable across bodies of different widths), the time it took and an estimate of one "
+                       "fine-tuning run; the pick is the lowest. --align-epochs sets the short stage 2 (default "
+                       "here: 10). The test split is never read.")
+    p.add_argument("data", help=DATA_HELP)
+    p.add_argument("--bodies", default=None,
+                   help="comma-separated candidates (default: minilm-l6, mpnet-base, efficientnet-lite0 where "
+                   "installed)")
+    p.add_argument("--subsample", type=int, default=500, help="training rows that run stage 2 (default 500)")
+    _add_csv_args(p)
+    _add_settings(p)
+    p.set_defaults(func=cmd_select_body)
 
 
 def _add_listings(sub: Any) -> None:

@@ -212,7 +212,12 @@ class CrossModalEstimator(BaseEstimator):
                               "validation_data=(X_val, y_val)")
         resolve_device(cfg.device)  # an absent GPU stops here, before any weights load
         source = resolve_body(cfg.body)
-        if kind.dense and not FAMILIES[source.family].keeps_tokens:
+        family = FAMILIES[source.family]
+        if Xc.ndim - 2 not in family.spatial_dims:
+            ranks = " or ".join(map(str, family.spatial_dims))
+            raise XmodalError(f"body {source.name!r} ({source.family}) takes inputs with {ranks} spatial axes, but X "
+                              f"has {Xc.ndim - 2} (shape (N, C, *S) = {Xc.shape}); choose another body")
+        if kind.dense and not family.keeps_tokens:
             raise XmodalError(
                 f"body {source.name!r} ({source.family}) merges tokens, so it cannot make dense predictions; "
                 "use a language body (e.g. 'minilm-l6') or a ViT body for dense tasks"

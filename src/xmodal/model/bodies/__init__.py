@@ -1,6 +1,6 @@
 """Bodies ``g``: one module per family, one registry (see :mod:`xmodal.model.bodies.base`)."""
 
-from xmodal.model.bodies import language, named, vision  # noqa: F401  (registers families and names)
+from xmodal.model.bodies import cnn, language, named, vision  # noqa: F401  (registers families and names)
 from xmodal.model.bodies.base import (
     FAMILIES,
     NAMED_BODIES,

@@ -65,6 +65,8 @@ class Body(nn.Module):
     family: ClassVar[str]
     #: Whether features keep one token per input token (needed by dense heads).
     keeps_tokens: ClassVar[bool] = True
+    #: the numbers of spatial axes of inputs the family can take (checked before any weights load)
+    spatial_dims: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -130,6 +132,37 @@ class Body(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         """The ``transformers`` config of the underlying model, JSON-serialisable."""
         return self.model.config.to_dict()
+
+    @classmethod
+    def build(cls, source: BodySource, pretrained: bool = True) -> Body:
+        """The body of ``source`` with its pretrained weights (``pretrained=False``: the architecture with
+        random weights). This default reads ``transformers`` models; other families override it."""
+        from transformers import AutoConfig, AutoModel
+
+        with quiet_transformers():
+            if source.location is None:
+                return cls(AutoModel.from_config(_config_from_dict(source.config or {})))
+            try:
+                if pretrained:
+                    model = AutoModel.from_pretrained(source.location)
+                else:
+                    model = AutoModel.from_config(AutoConfig.from_pretrained(source.location))
+            except OSError as exc:
+                raise XmodalError(
+                    f"cannot load the weights of body {source.name!r} from {source.location} ({exc}); "
+                    f"they come from {source.provider or 'the Hugging Face hub'}"
+                ) from exc
+        body = cls(model)
+        body.location = body.tokenizer_location = source.location
+        return body
+
+    @classmethod
+    def from_config(cls, config: dict) -> Body:
+        """The architecture of a saved :meth:`config_dict`, random weights (a model folder loads its own)."""
+        from transformers import AutoModel
+
+        with quiet_transformers():
+            return cls(AutoModel.from_config(_config_from_dict(config)))
 
 
 @dataclass
@@ -291,26 +324,7 @@ def resolve_body(name: str) -> BodySource:
 
 def build_body(source: BodySource, pretrained: bool = True) -> Body:
     """Instantiate the body; ``pretrained=False`` keeps the architecture with random weights."""
-    from transformers import AutoConfig, AutoModel
-
-    cls = FAMILIES[source.family]
-    with quiet_transformers():
-        if source.location is None:
-            model = AutoModel.from_config(_config_from_dict(source.config or {}))
-            return cls(model)
-        try:
-            if pretrained:
-                model = AutoModel.from_pretrained(source.location)
-            else:
-                model = AutoModel.from_config(AutoConfig.from_pretrained(source.location))
-        except OSError as exc:
-            raise XmodalError(
-                f"cannot load the weights of body {source.name!r} from {source.location} ({exc}); "
-                f"they come from {source.provider or 'the Hugging Face hub'}"
-            ) from exc
-    body = cls(model)
-    body.location = body.tokenizer_location = source.location
-    return body
+    return FAMILIES[source.family].build(source, pretrained)
 
 
 def _config_from_dict(d: dict) -> Any:
@@ -324,13 +338,8 @@ def _config_from_dict(d: dict) -> Any:
 
 
 def body_from_config(family: str, config: dict) -> Body:
-    """Rebuild a body (random weights) from a saved ``transformers`` config dict, for loading."""
-    from transformers import AutoModel
-
-    cls = FAMILIES[family]  # an unknown family: UnknownName listing the known ones
-    with quiet_transformers():
-        model = AutoModel.from_config(_config_from_dict(config))
-    return cls(model)
+    """Rebuild a body (random weights) from a saved config dict, for loading; unknown families are refused."""
+    return FAMILIES[family].from_config(config)
 
 
 def body_fingerprint(source: BodySource) -> str:

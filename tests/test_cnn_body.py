@@ -1,0 +1,88 @@
+"""The CNN body family (EfficientNet-Lite): built from its config alone (random weights, no pretrained
+files), pooled and dense heads on tiny inputs, save/load, refused ranks, the pretrained stem's proxy
+features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("efficientnet_lite_pytorch", reason="the CNN body needs pip install 'xmodal[vision]'")
+
+from xmodal import CrossModalEstimator, load  # noqa: E402
+from xmodal.errors import XmodalError  # noqa: E402
+from xmodal.model import assemble  # noqa: E402
+from xmodal.model.bodies import FAMILIES, BodySource, build_body  # noqa: E402
+from xmodal.model.bodies.cnn import EfficientNetBody, efficientnet_available  # noqa: E402
+
+RANDOM = BodySource("efficientnet-random", "efficientnet", config={"model_name": "efficientnet-lite0"})
+
+
+def test_the_body_is_the_network_after_its_stem():
+    body = build_body(RANDOM, pretrained=False)
+    assert isinstance(body, EfficientNetBody) and FAMILIES["efficientnet"] is EfficientNetBody
+    assert (body.in_width, body.out_width) == (32, 1280)
+    assert not any(k.startswith("model._conv_stem") or k.startswith("model._fc") for k in body.state_dict())
+    tokens = torch.randn(2, 6 * 5, 32)
+    out = body(tokens, (6, 5))
+    assert out.shape == (2, 30, 1280) and torch.isfinite(out).all()  # upsampled back to the token grid
+    out_1d = body(torch.randn(2, 9, 32), (9,))  # a series is a one-row image
+    assert out_1d.shape == (2, 9, 1280)
+
+
+@pytest.mark.parametrize("task, y_shape, out_shape", [
+    ("classification", (4,), (4, 3)),
+    ("dense-regression", (4, 1, 12, 12), (4, 1, 12, 12)),
+])
+def test_pooled_and_dense_heads_on_tiny_images(task, y_shape, out_shape):
+    torch.manual_seed(0)
+    body = build_body(RANDOM, pretrained=False)
+    k = 3 if task == "classification" else 1
+    model = assemble(body, task, k, (1, 12, 12), max_tokens=36)
+    out = model(torch.randn(4, 1, 12, 12))
+    assert out.shape == out_shape
+    loss = model.kind.loss(out, torch.randint(0, 3, y_shape) if task == "classification" else torch.randn(y_shape))
+    loss.backward()
+    assert model.embedder.projection.weight.grad is not None
+
+
+@pytest.mark.skipif(not efficientnet_available(), reason="EfficientNet-Lite0's pretrained weights are not installed")
+def test_saves_and_loads_from_its_config_alone(tmp_path, monkeypatch):
+    import xmodal.model.bodies.cnn as cnn
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 1, 8, 8)).astype(np.float32)
+    y = (X.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
+    est = CrossModalEstimator(body="efficientnet-lite0", strategy="finetune", epochs=1, batch_size=8, max_tokens=16,
+                              validation=0, verbose=False).fit(X, y)
+    est.save(tmp_path / "m")
+    monkeypatch.setattr(cnn, "_pretrained_state", lambda *a: pytest.fail("load read the pretrained weights"))
+    again = load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X), atol=1e-6)
+    assert isinstance(again.model_.body, EfficientNetBody)
+
+
+def test_three_dimensional_inputs_are_refused_before_any_weights_load(monkeypatch):
+    import xmodal.estimator.runs as runs
+
+    monkeypatch.setattr(runs, "build_body", lambda *a, **k: pytest.fail("weights were loaded"))
+    X = np.zeros((6, 1, 4, 4, 4), np.float32)
+    with pytest.raises(XmodalError, match="1 or 2 spatial axes, but X has 3"):
+        CrossModalEstimator(body="efficientnet-lite0", epochs=1, validation=0).fit(X, np.arange(6) % 2)
+
+
+@pytest.mark.skipif(not efficientnet_available(), reason="EfficientNet-Lite0's pretrained weights are not installed")
+def test_the_pretrained_stem_embeds_the_vision_proxy():
+    from xmodal.data.proxies import get_proxy
+
+    body = build_body(BodySource("efficientnet-lite0", "efficientnet", config={"model_name": "efficientnet-lite0"}))
+    proxy = get_proxy("mnist")
+    part = proxy.subset(np.arange(40))
+    feats = body.source_features(part)
+    assert feats.shape == (40, 32) and torch.isfinite(feats).all()
+    src = body.source_tokens(part)
+    assert src.tokens.shape[0] == 40 and src.tokens.shape[2] == 32
+    torch.testing.assert_close(src.tokens.mean(1), feats, rtol=1e-4, atol=1e-5)
+    # the ReLU6 stem of a pretrained network: non-negative, bounded, not constant across digits
+    assert float(feats.min()) >= 0 and float(feats.max()) <= 6 and float(feats.std(0).mean()) > 1e-3

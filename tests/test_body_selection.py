@@ -45,3 +45,17 @@ def test_the_cli_prints_the_table_and_the_pick(tmp_path, capsys):
                  "--subsample", "24", "--align-epochs", "2", "--max-tokens", "16", "--source-size", "60"])
     out = capsys.readouterr().out
     assert code == 0 and "OTDD / scale" in out and "pick: " in out
+
+
+def test_fit_with_body_auto_fits_the_pick_and_reports_the_choice(monkeypatch):
+    import xmodal.estimator.body_selection as body_selection
+    from xmodal import CrossModalEstimator
+
+    monkeypatch.setattr(body_selection, "DEFAULT_CANDIDATES", ("vit-tiny-random", "swin-tiny-random"))
+    X, y = _images()
+    est = CrossModalEstimator(body="auto", max_tokens=16, source_size=60, epochs=1, batch_size=8, validation=0,
+                              align_epochs=2, verbose=False).fit(X, y)
+    chosen = est.report_.settings["body_selection"]
+    assert est.body_source_.name == chosen["pick"] == est.settings_.body
+    assert {r["body"] for r in chosen["rows"]} == {"vit-tiny-random", "swin-tiny-random"}
+    assert est.get_params()["body"] == "auto"  # the parameter stays as given (scikit-learn's convention)

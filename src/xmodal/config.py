@@ -63,7 +63,8 @@ class RunConfig:
     Model and strategy:
         task: ``"auto"`` (inferred from ``y``), ``"classification"``, ``"multilabel"``, ``"regression"``,
             ``"dense-classification"`` or ``"dense-regression"``.
-        body: a named body (``xmodal bodies``), a local model folder or a hub id.
+        body: a named body (``xmodal bodies``), a local model folder, a hub id, or ``"auto"``: chosen on the
+            training data among the installed offline bodies by ``xmodal.estimator.body_selection``.
         strategy: a transfer strategy by name (``xmodal strategies``), or ``"auto"``: fit each of
             ``candidates`` on the validation split and keep the best. ``None``: from ``align``/``mode``.
         candidates: the strategies ``strategy="auto"`` tries (default orca and finetune).

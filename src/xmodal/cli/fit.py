@@ -115,7 +115,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     run = given_out if given_out is not None else Path("runs") / f"{ds.name}-{shown}-{time.strftime('%Y%m%d-%H%M%S')}"
     prints = _data_fingerprints(ds)
     resolve_device(cfg.device)  # an absent GPU or body stops here, before the run folder is written
-    resolve_body(cfg.body)
+    if cfg.body != "auto":  # body auto is chosen inside fit, on the training data
+        resolve_body(cfg.body)
     with RunLock(run):
         state = _run_state(run)
         if args.resume:

@@ -31,10 +31,12 @@ from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.model.bodies import FAMILIES, body_fingerprint, resolve_body
 
-__all__ = ["BodySelection", "select_body", "DEFAULT_CANDIDATES"]
+__all__ = ["BodySelection", "select_body", "DEFAULT_CANDIDATES", "AUTO_BODY"]
 
 #: the offline bodies ``body="auto"`` chooses among (those installed and able to take the input's rank)
 DEFAULT_CANDIDATES = ("minilm-l6", "mpnet-base", "efficientnet-lite0")
+#: ``body=AUTO_BODY`` in ``fit``: choose among :data:`DEFAULT_CANDIDATES` with :func:`select_body` first
+AUTO_BODY = "auto"
 
 
 @dataclass
@@ -91,7 +93,11 @@ def _step_seconds(est: Any, X: np.ndarray, y: np.ndarray, batch_size: int) -> fl
 
 
 def _candidates(bodies: Any, n_spatial: int) -> list[str]:
-    names = list(DEFAULT_CANDIDATES if bodies is None else bodies)
+    if bodies is None:  # the defaults that are installed here
+        from xmodal.model.bodies import NAMED_BODIES
+
+        bodies = [b for b in DEFAULT_CANDIDATES if NAMED_BODIES[b].status()[0]]
+    names = list(bodies)
     if not names or len(set(names)) != len(names):
         raise XmodalError(f"select_body needs distinct candidate bodies, got {names}")
     usable = []
@@ -121,7 +127,7 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
     Returns:
         :class:`BodySelection`.
     """
-    from xmodal.estimator.core import CrossModalEstimator
+    from xmodal.estimator.core import CrossModalEstimator  # core imports this module: import on use
     from xmodal.estimator.inputs import as_array
 
     base = (config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))).validate()
@@ -160,3 +166,24 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
             f"({align_epochs} epochs, {len(Xs)} training rows)")
     return BodySelection(out, pick, rule, time.perf_counter() - t_all,
                          {"subsample": len(Xs), "align_epochs": int(align_epochs)})
+
+
+def body_for(cfg: RunConfig, Xc: np.ndarray, yc: np.ndarray, kind: Any) -> tuple[RunConfig, Any, BodySelection | None]:
+    """The body a fit on ``(Xc, yc)`` uses: ``cfg.body``, or for ``"auto"`` the pick of :func:`select_body`
+    among the installed :data:`DEFAULT_CANDIDATES`; refused (before any weights load) when its family cannot
+    take the input's rank or, for dense tasks, merges tokens. Returns ``(cfg with the body, source, selection)``."""
+    selection = None
+    if cfg.body == AUTO_BODY:  # chosen on the training data by a short stage 2 per candidate
+        selection = select_body(Xc, yc, None, cfg.replace(body=DEFAULT_CANDIDATES[0], task=kind.name),
+                                progress=cfg.verbose)
+        cfg = cfg.replace(body=selection.pick)
+    source = resolve_body(cfg.body)
+    family = FAMILIES[source.family]
+    if Xc.ndim - 2 not in family.spatial_dims:
+        ranks = " or ".join(map(str, family.spatial_dims))
+        raise XmodalError(f"body {source.name!r} ({source.family}) takes inputs with {ranks} spatial axes, but X "
+                          f"has {Xc.ndim - 2} (shape (N, C, *S) = {Xc.shape}); choose another body")
+    if kind.dense and not family.keeps_tokens:
+        raise XmodalError(f"body {source.name!r} ({source.family}) merges tokens, so it cannot make dense "
+                          "predictions; use a language body (e.g. 'minilm-l6') or a ViT body for dense tasks")
+    return cfg, source, selection

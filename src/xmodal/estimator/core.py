@@ -29,6 +29,7 @@ from xmodal.data.split import validation_split
 from xmodal.data.validation import check_same_layout, check_X, check_Xy
 from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
+from xmodal.estimator.body_selection import body_for
 from xmodal.estimator.inputs import as_array, column_to_1d, encode_class_labels
 from xmodal.estimator.persistence import save_model
 from xmodal.estimator.runs import (
@@ -43,7 +44,6 @@ from xmodal.estimator.runs import (
 )
 from xmodal.evaluate import evaluate as evaluate_outputs
 from xmodal.evaluate.metrics import get_metric
-from xmodal.model.bodies import FAMILIES, resolve_body
 from xmodal.runlock import RunLock
 from xmodal.runtime import resolve_device
 from xmodal.strategies import AUTO, DEFAULT_MODE, Strategy, get_strategy, resolve_strategy
@@ -211,20 +211,13 @@ class CrossModalEstimator(BaseEstimator):
             raise XmodalError("strategy='auto' chooses on validation data: set validation > 0 (e.g. 0.2) or pass "
                               "validation_data=(X_val, y_val)")
         resolve_device(cfg.device)  # an absent GPU stops here, before any weights load
-        source = resolve_body(cfg.body)
-        family = FAMILIES[source.family]
-        if Xc.ndim - 2 not in family.spatial_dims:
-            ranks = " or ".join(map(str, family.spatial_dims))
-            raise XmodalError(f"body {source.name!r} ({source.family}) takes inputs with {ranks} spatial axes, but X "
-                              f"has {Xc.ndim - 2} (shape (N, C, *S) = {Xc.shape}); choose another body")
-        if kind.dense and not family.keeps_tokens:
-            raise XmodalError(
-                f"body {source.name!r} ({source.family}) merges tokens, so it cannot make dense predictions; "
-                "use a language body (e.g. 'minilm-l6') or a ViT body for dense tasks"
-            )
+        cfg, source, selection = body_for(cfg, Xc, yc, kind)
         settings, auto = resolve_settings(cfg, len(Xc), tuple(Xc.shape[2:]))
         self.settings_, self.body_source_ = settings, source
         report = FitReport(settings={"auto": auto, "resolved": settings.to_dict()})
+        if selection is not None:
+            report.settings["body_selection"] = {"pick": selection.pick, "rule": selection.rule,
+                                                 "rows": selection.rows, "seconds": selection.seconds}
         report.seconds["build"] = time.perf_counter() - t_start
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         job = Job(settings, source, kind.name, self.n_outputs_, cfg.spatial_dims is None and np.ndim(X) == 2, ckpt,

@@ -103,8 +103,8 @@ class EfficientNetBody(Body):
 
     @classmethod
     def from_config(cls, config: dict) -> Body:
-        return cls(_network(config.get("model_name", "efficientnet-lite0")), config.get("model_name",
-                                                                                          "efficientnet-lite0"))
+        name = config.get("model_name", "efficientnet-lite0")
+        return cls(_network(name), name)
 
     def config_dict(self) -> dict[str, Any]:
         return {"model_name": self.model_name}

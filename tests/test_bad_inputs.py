@@ -165,7 +165,7 @@ CASES: list[tuple[str, Callable[[Files], list], str, bool]] = [
     ("align steps 0", lambda f: ["fit", f.npz, *FAST, "--align-steps", "0"], "align_steps", False),
     ("source size 1", lambda f: ["fit", f.npz, *FAST, "--source-size", "1"], "source_size", False),
     ("optimizer lion", lambda f: ["fit", f.npz, *FAST, "--optimizer", "lion"], "optimizer", False),
-    ("precision fp16", lambda f: ["fit", f.npz, *FAST, "--precision", "fp16"], "precision", False),
+    ("precision fp8", lambda f: ["fit", f.npz, *FAST, "--precision", "fp8"], "precision", False),
     ("device banana", lambda f: ["fit", f.npz, *FAST, "--device", "banana"], "device must be", False),
     ("unknown strategy", lambda f: ["fit", f.npz, *FAST, "--strategy", "nonsense"], "unknown strategy", False),
     ("strategy conflicts align", lambda f: ["fit", f.npz, *FAST, "--strategy", "orca", "--align", "mmd"],

@@ -32,6 +32,9 @@ from typing import Any
 
 from xmodal.errors import XmodalError
 
+#: the precisions a run may ask for (:func:`xmodal.runtime.amp_dtype` says what each means on a device)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 __all__ = [
     "RunConfig",
     "PARAMS",
@@ -102,7 +105,8 @@ class RunConfig:
     Runtime:
         seed: seeds the split, weight init, shuffling and dropout (0 … 2³²−1); CPU runs repeat exactly.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:N``.
-        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
+        precision: ``auto`` (bf16 autocast on CUDA, fp16 with a gradient scaler on GPUs without bf16, fp32
+            on CPU), ``fp32``, ``bf16`` or ``fp16``.
         verbose: progress bars.
     """
 
@@ -161,7 +165,8 @@ class RunConfig:
     # ---- runtime
     seed: int = _opt(0, "seed of the split, init, shuffling and dropout (0 … 2^32-1)", "runtime", per_cell=True)
     device: str = _opt("auto", "auto | cpu | cuda | cuda:N | mps", "runtime", key=False)
-    precision: str = _opt("auto", "auto (bf16 on CUDA) | fp32 | bf16", "runtime", choices=("auto", "fp32", "bf16"))
+    precision: str = _opt("auto", "auto (bf16 on CUDA, fp16 on GPUs without bf16) | fp32 | bf16 | fp16", "runtime",
+                          choices=PRECISIONS)
     verbose: bool = _opt(True, "progress bars", "runtime", cli="none", key=False)
 
     # ------------------------------------------------------------------ validation of values

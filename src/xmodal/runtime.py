@@ -11,19 +11,26 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from xmodal.config import PRECISIONS
+from xmodal.distributed import local_device
 from xmodal.errors import TrainingDiverged, XmodalError
 
-__all__ = ["resolve_device", "autocast", "atomic_save_tensors", "diverged"]
+__all__ = ["resolve_device", "autocast", "amp_dtype", "grad_scaler", "PRECISIONS", "atomic_save_tensors",
+           "diverged"]
 
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` when present.
 
+    Under ``torchrun`` a bare ``cuda`` (or ``auto`` on a GPU machine) is this process's GPU,
+    ``cuda:LOCAL_RANK``. On CUDA, TF32 matrix products and convolutions are allowed (fp32 runs use the
+    tensor cores at TF32 precision, as PyTorch recommends for training).
+
     Raises:
         XmodalError: an unknown device name, or one this machine does not have.
     """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
@@ -40,15 +47,42 @@ def resolve_device(name: str) -> torch.device:
         raise XmodalError("device 'mps' was asked for but Apple's MPS backend is not available here; use cpu")
     elif device.type not in ("cpu", "mps"):
         raise XmodalError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
-    return device
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return local_device(device)
+
+
+def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device``; ``None``: full fp32.
+
+    ``"auto"``: bf16 on a CUDA GPU that supports it (Ampere and later), fp16 on older GPUs, fp32 on
+    CPU and MPS. ``"bf16"`` and ``"fp16"`` force that dtype (bf16 also runs on CPU); ``"fp32"``: none.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA for ``"auto"``/``"bf16"``; a no-op otherwise."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if use_bf16:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """Autocast to :func:`amp_dtype` of ``precision``; a no-op for fp32."""
+    dtype = amp_dtype(device, precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled only when the run computes in fp16 (whose gradients underflow
+    without one); disabled, its ``scale``/``unscale_``/``step``/``update`` pass everything through."""
+    enabled = amp_dtype(device, precision) == torch.float16
+    return torch.amp.GradScaler(device.type if device.type in ("cuda", "cpu") else "cuda", enabled=enabled)
 
 
 def diverged(stage: str, epoch: int, step: int, what: str, lr: float, checkpoint: Path | None) -> TrainingDiverged:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def _refuse_or_report(run: Path, state: str, resume: bool) -> bool:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Fit on DATA and write a run folder (after tuning the settings with --tune)."""
+    """Fit on DATA and write a run folder (after tuning the settings with --tune). Under ``torchrun`` every
+    process trains; rank 0 alone decides, writes the run folder and prints (:func:`_follow_rank0`)."""
     given_out = Path(args.out) if args.out else None
     if args.resume and given_out is None:
         raise XmodalError("--resume needs --out RUN: the folder of the run to continue")
@@ -101,9 +103,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     resumed = args.resume and (given_out / "run_config.yaml").is_file()
     cfg = _resume_settings(args, given_out) if resumed else settings_of(args)
     search = tune_kwargs(args) if args.tune and not resumed else None
+    if search is not None and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):  # torch not imported yet
+        raise XmodalError("--tune runs its trials in one process; under torchrun fit without --tune, or share one "
+                          "study between several `xmodal tune --storage … --study NAME` workers")
     ds = read_data(args.data, args, cfg.task, cfg.spatial_dims)
     cfg = cfg.replace(task=ds.task)
 
+    from xmodal import distributed
     from xmodal.estimator import CrossModalEstimator
     from xmodal.model.bodies import resolve_body
     from xmodal.runlock import RunLock
@@ -114,14 +120,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
     shown = cfg.strategy if cfg.strategy == "auto" else strategy.name
     run = given_out if given_out is not None else Path("runs") / f"{ds.name}-{shown}-{time.strftime('%Y%m%d-%H%M%S')}"
     prints = _data_fingerprints(ds)
-    resolve_device(cfg.device)  # an absent GPU or body stops here, before the run folder is written
+    # an absent GPU or body stops here, before the run folder is written; torchrun's processes join up
+    distributed.setup(resolve_device(cfg.device))
     if cfg.body != "auto":  # body auto is chosen inside fit, on the training data
         resolve_body(cfg.body)
+    if not distributed.is_main():
+        return _follow_rank0(ds)
     with RunLock(run):
         state = _run_state(run)
         if args.resume:
             _check_resume_data(run, prints, args.data)
         if _refuse_or_report(run, state, args.resume):
+            distributed.broadcast(None)
             return 0
         print(ds.summary())
         if resumed:
@@ -132,10 +142,26 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _follow_rank0(ds: Any) -> int:
+    """A process of rank > 0 under torchrun: wait for rank 0's run folder and settings, then fit with it
+    (same data, same checkpoints folder, no files written, nothing printed)."""
+    from xmodal import distributed
+    from xmodal.config import RunConfig
+    from xmodal.estimator import CrossModalEstimator
+
+    plan = distributed.broadcast(None)
+    if plan is None:  # rank 0 had nothing to do (a finished run)
+        return 0
+    est = CrossModalEstimator(**RunConfig.from_dict(plan["settings"]).to_dict())
+    est.fit(ds.fit_inputs(ds.X_train), named_labels(ds, ds.y_train), checkpoint_dir=Path(plan["run"]) / "checkpoints")
+    return 0
+
+
 def _train(args: argparse.Namespace, ds: Any, cfg: Any, est: Any, strategy: Any, run: Path, state: str,
            prints: dict[str, str | None], search: dict[str, Any] | None) -> Any:
     """Tune (``--tune``), write the run's settings, and fit with checkpoints in ``RUN/checkpoints``; a
     failure leaves ``FAILED.json`` (or, refused before training, nothing) and is re-raised."""
+    from xmodal import distributed
     from xmodal.estimator import CrossModalEstimator
     from xmodal.files import write_json
 
@@ -161,6 +187,7 @@ def _train(args: argparse.Namespace, ds: Any, cfg: Any, est: Any, strategy: Any,
                   **strategy.to_dict()}
         config["strategy"] = config.pop("name") if cfg.strategy != "auto" else "auto"
         write_json(run / "config.json", config)
+        distributed.broadcast({"run": str(run), "settings": cfg.to_dict()})  # the other processes fit with these
         est.fit(X_train, y_train, checkpoint_dir=run / "checkpoints", on_epoch=log.write)
     except BaseException as exc:
         if state == "new" and not (run / "checkpoints").exists():  # refused before training: leave nothing

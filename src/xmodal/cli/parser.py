@@ -219,10 +219,26 @@ def _add_listings(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+#: the commands that run data-parallel under torchrun (the others would run N copies writing the same files)
+DATA_PARALLEL = ("fit",)
+
+
+def _check_launcher(args: argparse.Namespace) -> None:
+    """Refuse a command that is not data-parallel when torchrun started several processes."""
+    import os
+
+    processes = os.environ.get("WORLD_SIZE", "1")
+    command = getattr(args, "command", None)
+    if processes.isdigit() and int(processes) > 1 and command is not None and command not in DATA_PARALLEL:
+        raise XmodalError(f"`xmodal {command}` runs in one process, but torchrun started {processes}; run it "
+                          f"without torchrun (only {', '.join(DATA_PARALLEL)} runs data-parallel)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xmodal`` command."""
     args = build_parser().parse_args(argv)
     try:
+        _check_launcher(args)
         return int(args.func(args) or 0)
     except XmodalError as exc:
         # one line, whatever the message quotes (a YAML parser's or a library's multi-line reason)

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.metaestimators import available_if
 
+from xmodal import distributed
 from xmodal.config import PARAMS, RunConfig, default_of
 from xmodal.data.split import validation_split
 from xmodal.data.validation import check_same_layout, check_X, check_Xy
@@ -158,6 +159,7 @@ class CrossModalEstimator(BaseEstimator):
         for s in chosen:
             aligner, _ = s.validate()
             aligner.check_options(dict(cfg.align_options or {}))
+            aligner.check_processes(distributed.launched_size())
         return chosen
 
 
@@ -210,7 +212,8 @@ class CrossModalEstimator(BaseEstimator):
         if len(strategies) > 1 and explicit_val is None and val_rows is None:
             raise XmodalError("strategy='auto' chooses on validation data: set validation > 0 (e.g. 0.2) or pass "
                               "validation_data=(X_val, y_val)")
-        resolve_device(cfg.device)  # an absent GPU stops here, before any weights load
+        # an absent GPU stops here, before any weights load; under torchrun the processes join their group
+        distributed.setup(resolve_device(cfg.device))
         cfg, source, selection = body_for(cfg, Xc, yc, kind)
         settings, auto = resolve_settings(cfg, len(Xc), tuple(Xc.shape[2:]))
         self.settings_, self.body_source_ = settings, source
@@ -228,7 +231,8 @@ class CrossModalEstimator(BaseEstimator):
         aligned = [s.align != "none" for s in strategies]
         job.plan_aligned_runs = sum(aligned) + (1 if final_run and val_rows is not None and any(aligned) else 0)
         # the checkpoint folder is held exclusively while this fit writes to it (released on exit or death)
-        with RunLock(ckpt, "checkpoint folder") if ckpt is not None else contextlib.nullcontext():
+        with RunLock(ckpt, "checkpoint folder") if ckpt is not None and distributed.is_main() \
+                else contextlib.nullcontext():
             runs, best, final = self._protocol(job, strategies, Xc, yc, val_rows, explicit_val, cfg.refit)
         self._record(report, strategies, runs, best, final, kind, cfg)
         return self
@@ -425,10 +429,11 @@ class CrossModalEstimator(BaseEstimator):
         (:mod:`xmodal.estimator.persistence`; read back with :func:`xmodal.load`).
 
         ``config.json`` holds the constructor arguments (``params``) and the resolved ``strategy``
-        (``{"name", "align", "mode", "embedder_init"}``) next to the architecture.
+        (``{"name", "align", "mode", "embedder_init"}``) next to the architecture. Under ``torchrun``
+        every process holds the same model and only rank 0 writes (the others return ``path``).
         """
         self._check_fitted()
-        return save_model(self, path)
+        return save_model(self, path) if distributed.is_main() else Path(path)
 
     def _strategy_record(self) -> dict[str, str]:
         """The resolved strategy of the fitted model (from the fit report, else from the parameters)."""

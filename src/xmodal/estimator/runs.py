@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from xmodal import distributed
 from xmodal.config import RunConfig
 from xmodal.data.fingerprint import fingerprint
 from xmodal.errors import XmodalError
@@ -113,7 +114,7 @@ class Job:
         """One line, at the first stage-3 step of the fit: how long the rest of the fit will take, from that
         step's time × the stage-3 steps of every planned run, plus the first run's measured stage 2 for each
         later run that aligns."""
-        if self.estimated or not self.settings.verbose or not self.plan_steps:
+        if self.estimated or not self.settings.verbose or not self.plan_steps or not distributed.is_main():
             return
         self.estimated = True
         stage2 = (self.first_align_seconds or 0.0) * max(0, self.plan_aligned_runs - 1)
@@ -189,8 +190,10 @@ class Job:
                     raise XmodalError(f"{align_file} is damaged ({str(exc).splitlines()[0]}); delete it and "
                                       f"{align_file.with_suffix('.json').name} to redo stage 2") from exc
             return saved
-        report = aligner.run(model, X_t, y_train, align_cfg, resolve_device(s.device), s.seed, s.verbose)
-        if align_file is not None and strategy.align != "none":  # no stage 2, nothing to keep
+        report = aligner.run(model, X_t, y_train, align_cfg, resolve_device(s.device), s.seed,
+                             s.verbose and distributed.is_main())
+        # no stage 2, nothing to keep; under torchrun rank 0 writes for every process
+        if align_file is not None and strategy.align != "none" and distributed.is_main():
             atomic_save_tensors(model.state_dict(), align_file)
             atomic_write_text(ckpt_dir / "aligned.json", json_dumps({"run_key": run_key, "report": report}))
             align_cfg.checkpoint.unlink(missing_ok=True)  # superseded by aligned.*

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from xmodal import distributed
 from xmodal.align.objectives import Objective, get_objective
 from xmodal.align.targets import classwise_sample, curve_subset, embed_features, target_labels
 from xmodal.errors import XmodalError
@@ -67,8 +68,9 @@ class DistanceAligner(Aligner):
 
         t0 = time.perf_counter()
         proxy = cfg.proxy or model.body.default_proxy
-        Xs, ys, k_source = source_features_cached(model.body, cfg.body_key, proxy, cfg.source_size, seed,
-                                                  progress=progress)
+        with distributed.main_first():  # rank 0 fills the cache; the other processes then read it
+            Xs, ys, k_source = source_features_cached(model.body, cfg.body_key, proxy, cfg.source_size, seed,
+                                                      progress=progress and distributed.is_main())
         t_source = time.perf_counter() - t0
         labels = target_labels(model, y, k_source, seed)
         objective = get_objective(self.objective)(Xs.to(device), ys.to(device), **{**self.default_options,
@@ -116,18 +118,23 @@ def distance_loop(model: CrossModalModel, X: torch.Tensor, labels: torch.Tensor,
     with train_only(model, params):
         for epoch in run:
             te = time.perf_counter()
+            bad_loss = torch.zeros((), dtype=torch.long, device=device)  # first non-finite step (1-based); 0: none
             for step in range(cfg.steps_per_epoch):
-                idx = classwise_sample(labels, cfg.batch_size, gen)
-                with autocast(device, cfg.precision):
-                    feats = model.embed(X[idx].to(device)).mean(dim=1)
-                lr_now = opt.param_groups[0]["lr"]
+                idx = classwise_sample(labels, cfg.batch_size, gen)  # the same on every process
+                feats = _embed_part(model, X, idx, device, cfg.precision)
+                # the objective checks its input on the host anyway; checking here names the error for what it is
                 if not bool(torch.isfinite(feats).all()):  # the embedder itself has diverged
-                    raise diverged(stage, epoch + 1, step + 1, "embedded features", lr_now, cfg.checkpoint)
+                    raise diverged(stage, epoch + 1, step + 1, "embedded features", opt.param_groups[0]["lr"],
+                                   cfg.checkpoint)
                 loss = objective.loss(feats.float(), labels_dev[idx.to(device)])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                _check_finite(float(loss.detach()), "loss", stage, epoch + 1, step + 1, lr_now, cfg)
+                distributed.sum_gradients(params)
+                loss = loss.detach()
+                bad_loss = torch.where((bad_loss == 0) & ~torch.isfinite(loss), step + 1, bad_loss)
                 opt.step()
+            if int(bad_loss):  # checked once per epoch, before the epoch's checkpoint
+                raise diverged(stage, epoch + 1, int(bad_loss), "loss", opt.param_groups[0]["lr"], cfg.checkpoint)
             sched.step()
             tc = time.perf_counter()
             value = _logged_distance(model, X_curve, labels_curve, objective, device, stage, epoch + 1,
@@ -143,10 +150,33 @@ def distance_loop(model: CrossModalModel, X: torch.Tensor, labels: torch.Tensor,
     return run.history
 
 
+def _embed_part(model: CrossModalModel, X: torch.Tensor, idx: torch.Tensor, device: torch.device,
+                precision: str) -> torch.Tensor:
+    """Mean-pooled features ``(len(idx), D)`` of rows ``idx``; with several processes each embeds its part
+    and the parts are gathered (:func:`xmodal.distributed.gather_rows`), so every process holds them all."""
+    part = idx[distributed.shard(len(idx))]
+    if len(part) == 0:  # fewer rows than processes: embed one row and keep none of it, to join the gather
+        part, keep = idx[:1], 0
+    else:
+        keep = len(part)
+    with autocast(device, precision):
+        feats = model.embed(X[part].to(device)).mean(dim=1)[:keep]
+    return distributed.gather_rows(feats, len(idx))
+
+
+def _logged_features(model: CrossModalModel, X: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """:func:`~xmodal.align.targets.embed_features` of ``X``; with several processes each embeds its part."""
+    if distributed.world_size() == 1:
+        return embed_features(model, X, device)
+    rows = distributed.shard(X.shape[0])
+    part = X[rows] if rows.stop > rows.start else X[:1]
+    return distributed.gather_rows(embed_features(model, part, device)[: rows.stop - rows.start], X.shape[0])
+
+
 def _logged_distance(model: CrossModalModel, X: torch.Tensor, labels: torch.Tensor, objective: Objective,
                      device: torch.device, stage: str, epoch: int, step: int, lr: float, cfg: AlignConfig) -> float:
     """The objective's value on the logged rows, after checking the features and the value are finite."""
-    feats = embed_features(model, X, device)
+    feats = _logged_features(model, X, device)
     if not bool(torch.isfinite(feats).all()):
         raise diverged(stage, epoch, step, "embedded features", lr, cfg.checkpoint)
     value = objective.value(feats, labels)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from xmodal import distributed
 from xmodal.align.mona import (
     OPTIONS,
     alignment_loss,
@@ -46,6 +47,8 @@ class MonaAligner(Aligner):
     default_epochs = 10
     default_lr = 3e-5
     weight_decay = 0.1
+    #: the bi-level inner loop differentiates through per-process fine-tuning steps; not divided yet
+    data_parallel = False
 
     def check_options(self, options: dict) -> None:
         unknown = set(options) - set(OPTIONS)
@@ -63,6 +66,7 @@ class MonaAligner(Aligner):
         from xmodal.data.proxies import get_proxy
 
         self.check_options(cfg.options)
+        self.check_processes(distributed.world_size())
         options = {**OPTIONS, **cfg.options}
         t0 = time.perf_counter()
         proxy_name = cfg.proxy or model.body.default_proxy

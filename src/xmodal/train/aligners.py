@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from xmodal.errors import XmodalError
 from xmodal.model.assembly import CrossModalModel
 from xmodal.registry import Registry
 from xmodal.train.config import AlignConfig, TrainConfig
@@ -38,6 +39,8 @@ class Aligner:
 
     name: ClassVar[str]
     description: ClassVar[str]
+    #: whether the stage runs under several processes (``torchrun``); ``False`` is refused before weights load
+    data_parallel: ClassVar[bool] = True
 
     def run(self, model: CrossModalModel, X: torch.Tensor, y: torch.Tensor, cfg: AlignConfig, device: torch.device,
             seed: int = 0, progress: bool = True) -> dict[str, Any]:
@@ -46,6 +49,16 @@ class Aligner:
 
     def check_options(self, options: dict) -> None:
         """Refuse bad ``AlignConfig.options`` before any weights load (strategies override this)."""
+
+    def check_processes(self, processes: int) -> None:
+        """Refuse to run under ``processes`` > 1 when the stage is not data-parallel.
+
+        Raises:
+            XmodalError: naming the stage and what to do instead.
+        """
+        if processes > 1 and not self.data_parallel:
+            raise XmodalError(f"stage 2 {self.name!r} runs in one process only, but torchrun started {processes}; "
+                              "run it without torchrun, or choose a data-parallel alignment (e.g. align='otdd')")
 
 
 #: name → aligner instance; fill it with :func:`register_aligner`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from xmodal.config import default_of
+from xmodal.config import PRECISIONS, default_of
 from xmodal.errors import XmodalError
 from xmodal.train.optim import OPTIMIZERS
 
@@ -28,7 +28,8 @@ class TrainConfig:
         clip_grad_norm: max global gradient norm; ``0`` disables clipping.
         seed: seeds weight initialisation, shuffling and dropout; CPU runs repeat exactly.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
-        precision: ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"`` or ``"bf16"``.
+        precision: ``"auto"`` (bf16 autocast on CUDA, fp16 with a gradient scaler on GPUs without bf16,
+            fp32 on CPU), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (:func:`xmodal.runtime.amp_dtype`).
     """
 
     epochs: int
@@ -57,7 +58,7 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS.choices()}"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
             (self.clip_grad_norm >= 0, "clip_grad_norm must be ≥ 0 (0 disables clipping)"),
-            (self.precision in ("auto", "fp32", "bf16"), "precision must be 'auto', 'fp32' or 'bf16'"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -87,7 +88,7 @@ class AlignConfig:
             a fixed, seeded subset of the target set with at most this many samples per class (default
             100); every class at or under the cap is taken whole, so small tasks log the full-set value.
             ``None`` logs the full set (on large tasks far slower per epoch: ``python benchmarks/stage2_cost.py``).
-        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (as in stage 3).
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (as in stage 3).
         body_key: identifies the body's weights in the source-feature cache (set by the estimator).
         options: extra keyword options for the objective (e.g. ``{"inner": "gaussian"}`` for OTDD).
         checkpoint: file the stage saves after every epoch (what it trains, optimiser, schedule, random

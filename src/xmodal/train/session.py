@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from xmodal import distributed
 from xmodal.train.checkpoint import check_run_key, load_checkpoint, save_checkpoint
 
 __all__ = ["EpochRun", "train_only"]
@@ -49,7 +50,7 @@ class EpochRun:
         self.desc, self.epochs, self.trained = desc, epochs, trained
         self.optimizer, self.scheduler = optimizer, scheduler
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        self.run_key, self.progress = run_key, progress
+        self.run_key, self.progress = run_key, progress and distributed.is_main()
         self.start, self.history = 0, []
         self.extra: dict[str, Any] = {}
         self.state: dict[str, torch.Tensor] = {}
@@ -61,7 +62,7 @@ class EpochRun:
             self.start, self.extra, self.state = load_checkpoint(self.checkpoint, trained, optimizer, scheduler)
             check_run_key(self.checkpoint, self.extra.get("run_key"), run_key)
             self.history = list(self.extra.get("history", []))
-            if progress and self.start < epochs:
+            if self.progress and self.start < epochs:
                 tqdm.write(f"{desc}: resuming at epoch {self.start + 1} of {epochs} ({self.checkpoint})")
 
     def __iter__(self) -> Iterator[int]:
@@ -78,7 +79,7 @@ class EpochRun:
         self.history.append(record)
         if self._bar is not None and show in record:
             self._bar.set_postfix({show: f"{record[show]:.4g}"})
-        if self.checkpoint is not None:
+        if self.checkpoint is not None and distributed.is_main():  # one writer; every process resumes from it
             save_checkpoint(self.checkpoint, self.trained, self.optimizer, self.scheduler, int(record["epoch"]),
                             {"history": self.history, "run_key": self.run_key, **(extra or {})}, state)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 FIT = ["--body", "minilm-l6", "--epochs", "3", "--batch-size", "32", "--max-tokens", "16", "--align-epochs", "3",
-       "--validation", "0", "--quiet"]
+       "--validation", "0"]
 
 
 def _task(folder: Path, n: int, length: int, seed: int = 0) -> Path:

@@ -211,3 +211,17 @@ def test_the_prepared_gpu_benchmark_runs_its_smoke_shapes_here():
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| xmodal stage 3 | tiny |" in done.stdout and "| loss + backward | 100 × 20 × 16 |" in done.stdout
+
+
+def test_each_process_resumes_its_own_random_stream(tmp_path, monkeypatch):
+    """Dropout masks differ between processes; a resumed process must continue its own stream, not rank 0's."""
+    from xmodal.train.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    streams = [torch.Generator().manual_seed(s).get_state() for s in (11, 22)]
+    save_checkpoint(tmp_path / "ck.safetensors", model, opt, None, 1, rank_rng=streams)
+    for r in (0, 1):
+        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+        load_checkpoint(tmp_path / "ck.safetensors", model, opt, None)
+        assert torch.equal(torch.rand(4), torch.rand(4, generator=torch.Generator().manual_seed((11, 22)[r])))

@@ -38,7 +38,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["launched_size", "setup", "world_size", "rank", "is_main", "barrier", "main_first", "shard",
-           "local_rows", "gather_rows", "sum_gradients", "all_reduce", "local_device", "broadcast", "teardown"]
+           "local_rows", "gather_rows", "sum_gradients", "all_reduce", "local_device", "broadcast", "gather_objects",
+           "teardown"]
 
 
 def launched_size() -> int:
@@ -186,6 +187,15 @@ def broadcast(obj: object) -> object:
     box = [obj if is_main() else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_objects(obj: object) -> list:
+    """Every process's ``obj``, in rank order, on every process (``[obj]`` with one process)."""
+    if world_size() == 1:
+        return [obj]
+    out: list = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def teardown() -> None:

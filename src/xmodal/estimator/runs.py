@@ -223,8 +223,9 @@ class Job:
             def callback(record: dict) -> None:
                 user({**record, "run": label})
 
-        # stage 3 draws dropout from its own seed, so it runs the same whether stage 2 ran now or was resumed
-        torch.manual_seed(s.seed + 1)
+        # stage 3 draws dropout from its own seed, so it runs the same whether stage 2 ran now or was resumed;
+        # under torchrun each process draws its own masks (rank 0's stream is the one-process run's)
+        torch.manual_seed(s.seed + 1 + 7919 * distributed.rank())
         params = mode.apply(model)
         where = "" if label == "final" else f", {label}"
         history = train_loop(

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, safe_open
 from torch import nn
 
+from xmodal import distributed
 from xmodal.errors import XmodalError
 from xmodal.runtime import atomic_save_tensors
 
@@ -46,12 +47,14 @@ def save_checkpoint(
     epoch: int,
     extra: dict[str, Any] | None = None,
     state: dict[str, torch.Tensor] | None = None,
+    rank_rng: list[torch.Tensor] | None = None,
 ) -> None:
     """Save the state after ``epoch`` completed epochs.
 
     ``model`` is whatever module the stage trains (the whole model in stage 3, the embedder in
     stage 2); ``state`` holds further tensors to restore exactly (a sampler's generator state, an
-    objective's call counter), returned by :func:`load_checkpoint`.
+    objective's call counter), returned by :func:`load_checkpoint`. ``rank_rng`` holds each process's
+    CPU generator state under torchrun (rank ``r``'s is restored by rank ``r``).
     """
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"state.{k}": v for k, v in (state or {}).items()})
@@ -64,6 +67,8 @@ def save_checkpoint(
             else:
                 scalars.setdefault(str(pid), {})[key] = val
     tensors["rng.cpu"] = torch.get_rng_state()
+    for r, rng in enumerate(rank_rng or []):
+        tensors[f"rng.cpu.rank{r}"] = rng
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda{i}"] = s
@@ -116,7 +121,7 @@ def load_checkpoint(
             f"checkpoint {path} does not fit this model ({str(exc).splitlines()[0]}); it was written by a run "
             "with other settings: use another checkpoint folder, or the same settings to resume"
         ) from exc
-    torch.set_rng_state(tensors["rng.cpu"])
+    torch.set_rng_state(tensors.get(f"rng.cpu.rank{distributed.rank()}", tensors["rng.cpu"]))
     if torch.cuda.is_available():
         cuda = [tensors[f"rng.cuda{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda{i}" in tensors]
         if cuda:

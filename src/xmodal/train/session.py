@@ -79,9 +79,12 @@ class EpochRun:
         self.history.append(record)
         if self._bar is not None and show in record:
             self._bar.set_postfix({show: f"{record[show]:.4g}"})
-        if self.checkpoint is not None and distributed.is_main():  # one writer; every process resumes from it
+        if self.checkpoint is None:
+            return
+        rank_rng = distributed.gather_objects(torch.get_rng_state()) if distributed.world_size() > 1 else None
+        if distributed.is_main():  # one writer; every process resumes from it (with its own random state)
             save_checkpoint(self.checkpoint, self.trained, self.optimizer, self.scheduler, int(record["epoch"]),
-                            {"history": self.history, "run_key": self.run_key, **(extra or {})}, state)
+                            {"history": self.history, "run_key": self.run_key, **(extra or {})}, state, rank_rng)
 
 
 @contextlib.contextmanager

@@ -60,12 +60,42 @@ def _run(data: Path, out: Path, processes: int, threads: int) -> dict:
             "losses": losses, "accuracy": metrics["test"]["accuracy"]}
 
 
+def equality() -> str:
+    """Run ``tests/helpers/ddp_fit.py`` (tiny random ViT, no dropout) alone and under 2 gloo processes and return
+    the largest differences of the stage-2 distance curve, the stage-3 loss curve and the final weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    helper = Path(__file__).parents[1] / "tests" / "helpers" / "ddp_fit.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {}
+        for processes in (1, 2):
+            folder = Path(tmp) / str(processes)
+            launch = [sys.executable] if processes == 1 else \
+                [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+            subprocess.run([*launch, str(helper), str(folder)], env=env, check=True, capture_output=True)
+            out[processes] = (json.loads((folder / "report.json").read_text()),
+                              load_file(str(folder / "weights-0.safetensors")))
+    (r1, w1), (r2, w2) = out[1], out[2]
+    d_align = max(abs(a["distance"] - b["distance"]) for a, b in zip(r1["align"], r2["align"], strict=True))
+    d_loss = max(abs(a["loss"] - b["loss"]) for a, b in zip(r1["finetune"], r2["finetune"], strict=True))
+    d_w = max(float((w1[k].double() - w2[k].double()).abs().max()) for k in w1 if w1[k].numel())
+    return (f"`python benchmarks/ddp_cpu.py --equality` (tests/helpers/ddp_fit.py: 1 process vs 2 gloo processes, same "
+            f"global batch): max |Δ| stage-2 OTDD curve {d_align:.1e}, stage-3 loss curve {d_loss:.1e}, final weights "
+            f"{d_w:.1e} (torch {torch.__version__})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=640, help="series in the task (3/4 train)")
     ap.add_argument("--length", type=int, default=64)
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
+    ap.add_argument("--equality", action="store_true", help="only the 1- vs 2-process equality check (tiny model)")
     args = ap.parse_args()
+    if args.equality:
+        print(equality())
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = _task(Path(tmp), args.n, args.length)

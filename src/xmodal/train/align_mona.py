@@ -102,24 +102,26 @@ class MonaAligner(Aligner):
         try:
             for epoch in run:
                 te = time.perf_counter()
-                sums = dict.fromkeys(_PARTS, 0.0)
+                sums = torch.zeros(len(_PARTS), device=device)  # on the device: read once, at the epoch's end
+                bad = torch.zeros((), dtype=torch.long, device=device)  # first non-finite step (1-based); 0: none
                 for step in range(cfg.steps_per_epoch):
                     idx = torch.randperm(X.shape[0], generator=gen)[:min(cfg.batch_size, X.shape[0])]
                     sidx = balanced_batch(ys, int(options["source_batch"]), gen)
                     parts = _outer_loss(model, X[idx].to(device), y[idx].to(device), src.select(sidx),
                                         ys[sidx].to(device), options, device, cfg.precision)
-                    if not bool(torch.isfinite(parts["loss"].detach())):
-                        raise diverged("stage 2 (mona)", epoch + 1, step + 1, "loss", opt.param_groups[0]["lr"],
-                                       cfg.checkpoint)
+                    bad = torch.where((bad == 0) & ~torch.isfinite(parts["loss"].detach()), step + 1, bad)
                     with sdpa_kernel([SDPBackend.MATH]):  # fused attention kernels have no double backward
                         grads = torch.autograd.grad(parts["loss"], outer, allow_unused=True)
                     for p, g in zip(outer, grads, strict=True):
                         p.grad = g
                     opt.step()
                     opt.zero_grad(set_to_none=True)
-                    for k in _PARTS:
-                        sums[k] += float(parts[k].detach())
-                run.end_epoch({"epoch": epoch + 1, **{k: v / cfg.steps_per_epoch for k, v in sums.items()},
+                    sums += torch.stack([parts[k].detach().float() for k in _PARTS])
+                if int(bad):  # before the epoch's checkpoint, which keeps the last finite epoch
+                    raise diverged("stage 2 (mona)", epoch + 1, int(bad), "loss", opt.param_groups[0]["lr"],
+                                   cfg.checkpoint)
+                means = (sums / cfg.steps_per_epoch).tolist()
+                run.end_epoch({"epoch": epoch + 1, **dict(zip(_PARTS, means, strict=True)),
                                "seconds": time.perf_counter() - te}, state={"sampler": gen.get_state()})
         finally:
             for p in model.parameters():

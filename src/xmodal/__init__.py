@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["CrossModalEstimator", "RunConfig", "XmodalError", "load", "tune", "__version__"]
+__all__ = ["CrossModalEstimator", "RunConfig", "XmodalError", "load", "tune", "select_body", "__version__"]
 
 #: public names that load a heavy module on first access: name → module
-_LAZY = {"CrossModalEstimator": "xmodal.estimator", "load": "xmodal.estimator", "tune": "xmodal.tuning.search"}
+_LAZY = {"CrossModalEstimator": "xmodal.estimator", "load": "xmodal.estimator", "tune": "xmodal.tuning.search",
+         "select_body": "xmodal.estimator.body_selection"}
 
 
 def __getattr__(name: str) -> Any:

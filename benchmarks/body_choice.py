@@ -1,0 +1,175 @@
+"""Which body for which task (issue 15): ``select-body``'s OTDD pick against each body's suite score.
+
+For every task: :func:`xmodal.select_body` ranks the candidate bodies on the task's *training* split
+(a short OTDD stage 2 per body on a subsample; the test split is never read), and ``xmodal bench``
+runs the ``orca`` strategy with each body at the suite's settings (``OUT/<body>/cells``; finished cells
+are reused when rerun). The report gives, per task, each body's normalised final OTDD and test score
+(mean ± std over the seeds), the pick, the Spearman correlation between the OTDD ranking and the score
+ranking, whether the pick is within one standard deviation of the best body, and the cost of choosing
+against the estimated cost of one fine-tuning run per candidate:
+
+    python benchmarks/body_choice.py --seeds 0,1,2 --out results/bodies       # all of it (hours on 2 cores)
+    python benchmarks/body_choice.py --seeds 0 --tasks darcy-16 --out results/bodies
+    python benchmarks/body_choice.py --report --out results/bodies            # the tables from what is done
+
+Image and field tasks compare MiniLM-L6, MPNet-base and EfficientNet-Lite0; series, sequence and table
+tasks (one spatial axis) MiniLM-L6 and MPNet-base (EfficientNet reads them as one-row images, which the
+issue does not ask for). ``OUT/BODY_CHOICE.md`` is (re)written after every task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+IMAGE_TASKS = ("darcy-16", "mnist-5k", "darcy-85", "fashion-mnist-10k")
+SERIES_TASKS = ("japanesevowels", "gunpoint", "breast-cancer", "splice")
+IMAGE_BODIES = ("minilm-l6", "efficientnet-lite0", "mpnet-base")
+SERIES_BODIES = ("minilm-l6", "mpnet-base")
+
+
+def bodies_for(task: str) -> tuple[str, ...]:
+    return IMAGE_BODIES if task in IMAGE_TASKS else SERIES_BODIES
+
+
+def select(task: str, seed: int, out: Path, subsample: int, align_epochs: int) -> dict:
+    """select_body on the task's training split with the suite's settings, cached in OUT/select/."""
+    path = out / "select" / f"{task}-seed{seed}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from xmodal import select_body
+    from xmodal.data import load_dataset
+    from xmodal.experiments.suite import settings_for
+    from xmodal.files import write_json
+
+    name, settings = settings_for(task)
+    ds = load_dataset(name)
+    sel = select_body(ds.X_train, ds.y_train, list(bodies_for(task)), {**settings, "seed": seed, "task": ds.task},
+                      subsample=subsample, align_epochs=align_epochs, progress=True)
+    record = {"task": task, "seed": seed, "pick": sel.pick, "rule": sel.rule, "rows": sel.rows,
+              "seconds": sel.seconds, "settings": sel.settings}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+    return record
+
+
+def score(task: str, body: str, seeds: list[int], out: Path) -> None:
+    """The orca cells of ``body`` on ``task`` (``xmodal bench``; finished cells are skipped)."""
+    cmd = [sys.executable, "-m", "xmodal", "bench", "--tasks", task, "--methods", "orca", "--seeds",
+           ",".join(map(str, seeds)), "--body", body, "--out", str(out / body)]
+    subprocess.run(cmd, check=True)
+
+
+def _cells(task: str, body: str, seeds: list[int], out: Path) -> list[dict]:
+    rows = []
+    for s in seeds:
+        f = out / body / "cells" / task / f"orca-seed{s}.json"
+        if f.exists():
+            rows.append(json.loads(f.read_text())["row"])
+    return rows
+
+
+def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
+    sels = [json.loads(p.read_text()) for s in seeds if (p := out / "select" / f"{task}-seed{s}.json").exists()]
+    if not sels:
+        return None
+    bodies = bodies_for(task)
+    ratio = {b: float(np.mean([next(r["score"] for r in s["rows"] if r["body"] == b) for s in sels])) for b in bodies}
+    cells = {b: _cells(task, b, seeds, out) for b in bodies}
+    scores = {b: [c["value"] for c in cells[b]] for b in bodies}
+    higher = next((c[0]["higher_is_better"] for c in cells.values() if c), True)
+    metric = next((c[0]["metric"] for c in cells.values() if c), "")
+    done = [b for b in bodies if scores[b]]
+    summary = {"task": task, "metric": metric, "higher_is_better": higher, "ratio": ratio, "scores": scores,
+               "picks": [s["pick"] for s in sels], "choose_s": float(np.mean([s["seconds"] for s in sels])),
+               "finetune_est_s": {b: float(np.mean([next(r["finetune_estimate_s"] for r in s["rows"] if r["body"] == b)
+                                                     for s in sels])) for b in bodies},
+               "cell_s": {b: float(np.mean([c["total_s"] for c in cells[b]])) if cells[b] else None for b in bodies}}
+    if len(done) == len(bodies):
+        mean = {b: float(np.mean(scores[b])) for b in bodies}
+        best = max(mean, key=mean.get) if higher else min(mean, key=mean.get)
+        std = float(np.std(scores[best], ddof=1)) if len(scores[best]) > 1 else 0.0
+        pick = max(set(summary["picks"]), key=summary["picks"].count)
+        within = abs(mean[pick] - mean[best]) <= std + 1e-12
+        sign = -1.0 if higher else 1.0  # rank 1 = best on both sides
+        rho = spearmanr([ratio[b] for b in bodies], [sign * mean[b] for b in bodies]).statistic
+        summary.update(mean=mean, best=best, best_std=std, pick=pick, within=within, spearman=float(rho))
+    return summary
+
+
+def report(tasks: list[str], seeds: list[int], out: Path) -> str:
+    """OUT/BODY_CHOICE.md from the selections and cells finished so far."""
+    lines = [f"# Body choice: select-body's pick against the suite score (seeds {','.join(map(str, seeds))})", "",
+             "`python benchmarks/body_choice.py --seeds " + ",".join(map(str, seeds)) + f" --out {out}` — strategy "
+             "orca at each task's suite settings; OTDD / scale is select-body's rule (lower = closer to the body's "
+             "own modality after a short stage 2 on the training split); score = test metric, mean ± std "
+             "over the finished seeds.", "",
+             "| task | metric | body | OTDD / scale | score | seeds done | cell s | fine-tuning est. s |",
+             "|---|---|---|---|---|---|---|---|"]
+    summaries = [s for t in tasks if (s := _task_summary(t, seeds, out)) is not None]
+    for s in summaries:
+        for b, r in s["ratio"].items():
+            v = s["scores"][b]
+            shown = f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}" if v else "—"
+            cell = f"{s['cell_s'][b]:.0f}" if s["cell_s"][b] is not None else "—"
+            mark = " (pick)" if b in s["picks"] else ""
+            lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {shown} | {len(v)} | {cell} | "
+                         f"{s['finetune_est_s'][b]:.0f} |")
+    lines += ["", "| task | pick | best (mean) | pick within 1 std of best | Spearman (OTDD rank vs score rank) | "
+              "choosing s (all candidates) | choosing ÷ (candidates × fine-tuning est.) |",
+              "|---|---|---|---|---|---|---|"]
+    complete = [s for s in summaries if "pick" in s]
+    for s in complete:
+        share = s["choose_s"] / sum(s["finetune_est_s"].values())
+        lines.append(f"| {s['task']} | {s['pick']} | {s['best']} | {'yes' if s['within'] else 'no'} | "
+                     f"{s['spearman']:+.2f} | {s['choose_s']:.0f} | {share:.0%} |")
+    if complete:
+        vision = [s for s in complete if s["task"] in IMAGE_TASKS]
+        beats = sum(1 for s in vision if s["mean"]["efficientnet-lite0"] != s["mean"]["minilm-l6"]
+                    and (s["mean"]["efficientnet-lite0"] > s["mean"]["minilm-l6"]) == s["higher_is_better"])
+        lines += ["", f"Tasks with every body scored: {len(complete)} of {len(tasks)}. Pick within one std of the "
+                  f"best: {sum(s['within'] for s in complete)}/{len(complete)}; mean Spearman "
+                  f"{np.mean([s['spearman'] for s in complete]):+.2f}; EfficientNet-Lite0 beats MiniLM-L6 on "
+                  f"{beats}/{len(vision)} image/field tasks scored."]
+        if len(seeds) == 1:
+            lines.append("With one seed the standard deviation is 0: 'within 1 std' means the pick is the best body.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", default=",".join(IMAGE_TASKS + SERIES_TASKS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--subsample", type=int, default=500, help="training rows select-body aligns on")
+    ap.add_argument("--align-epochs", type=int, default=10, help="select-body's stage-2 epochs per body")
+    ap.add_argument("--out", type=Path, default=Path("results/bodies"))
+    ap.add_argument("--report", action="store_true", help="run nothing; write the report from what is done")
+    args = ap.parse_args()
+    tasks = args.tasks.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        for task in tasks:  # every selection first: they are cheap and give the OTDD column
+            for seed in seeds:
+                t0 = time.perf_counter()
+                sel = select(task, seed, args.out, args.subsample, args.align_epochs)
+                print(f"{task} seed {seed}: pick {sel['pick']} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for body in IMAGE_BODIES:  # cheapest body first, so that whole comparisons finish early
+            for task in tasks:
+                if body in bodies_for(task):
+                    score(task, body, seeds, args.out)
+                    (args.out / "BODY_CHOICE.md").write_text(report(tasks, seeds, args.out))
+    text = report(tasks, seeds, args.out)
+    (args.out / "BODY_CHOICE.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

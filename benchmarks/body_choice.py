@@ -45,7 +45,7 @@ def select(task: str, seed: int, out: Path, subsample: int, align_epochs: int) -
     if path.exists():
         return json.loads(path.read_text())
     from xmodal import select_body
-    from xmodal.data import load_dataset
+    from xmodal.data.builtin import load_dataset
     from xmodal.experiments.suite import settings_for
     from xmodal.files import write_json
 

@@ -3,7 +3,9 @@
 For every task: :func:`xmodal.select_body` ranks the candidate bodies on the task's *training* split
 (a short OTDD stage 2 per body on a subsample; the test split is never read), and ``xmodal bench``
 runs the ``orca`` strategy with each body at the suite's settings (``OUT/<body>/cells``; finished cells
-are reused when rerun). The report gives, per task, each body's normalised final OTDD and test score
+are reused when rerun). EfficientNet runs at the suite's epochs and batch size with its own automatic
+token grid and learning rate (:func:`xmodal.experiments.suite.settings_for_body`): the suite's 16 tokens
+were chosen for transformers and leave a CNN's last feature map one pixel wide. The report gives, per task, each body's normalised final OTDD and test score
 (mean ± std over the seeds), the pick, the Spearman correlation between the OTDD ranking and the score
 ranking, whether the pick is within one standard deviation of the best body, and the cost of choosing
 against the estimated cost of one fine-tuning run per candidate:
@@ -46,12 +48,14 @@ def select(task: str, seed: int, out: Path, subsample: int, align_epochs: int) -
         return json.loads(path.read_text())
     from xmodal import select_body
     from xmodal.data.builtin import load_dataset
-    from xmodal.experiments.suite import settings_for
+    from xmodal.experiments.suite import settings_for, settings_for_body
     from xmodal.files import write_json
 
     name, settings = settings_for(task)
+    # the settings every candidate runs with; one a family chooses for itself is left automatic for all
+    common = {k: v for k, v in settings.items() if all(k in settings_for_body(settings, b) for b in bodies_for(task))}
     ds = load_dataset(name)
-    sel = select_body(ds.X_train, ds.y_train, list(bodies_for(task)), {**settings, "seed": seed, "task": ds.task},
+    sel = select_body(ds.X_train, ds.y_train, list(bodies_for(task)), {**common, "seed": seed, "task": ds.task},
                       subsample=subsample, align_epochs=align_epochs, progress=True)
     record = {"task": task, "seed": seed, "pick": sel.pick, "rule": sel.rule, "rows": sel.rows,
               "seconds": sel.seconds, "settings": sel.settings}

@@ -86,3 +86,25 @@ def test_the_pretrained_stem_embeds_the_vision_proxy():
     torch.testing.assert_close(src.tokens.mean(1), feats, rtol=1e-4, atol=1e-5)
     # the ReLU6 stem of a pretrained network: non-negative, bounded, not constant across digits
     assert float(feats.min()) >= 0 and float(feats.max()) <= 6 and float(feats.std(0).mean()) > 1e-3
+
+
+def test_automatic_tokens_and_learning_rate_are_the_familys_own():
+    """A CNN's automatic token budget is its full stem grid and its learning rate Adam's CNN rate; set values
+    are kept, and transformer families keep the rule's. The suite's transformer-chosen tokens and rate are
+    left automatic for the CNN only; its epochs and batch size (the budget) stay."""
+    from xmodal.config import RunConfig
+    from xmodal.defaults import RULE, resolve_settings
+    from xmodal.experiments.suite import settings_for_body
+
+    cnn, _ = resolve_settings(RunConfig(), 1000, (28, 28), body=EfficientNetBody)
+    assert (cnn.max_tokens, cnn.lr) == (28 * 28, EfficientNetBody.auto_lr) and cnn.lr > RULE.lr
+    big, _ = resolve_settings(RunConfig(), 1000, (85, 85), body=EfficientNetBody)
+    assert big.max_tokens == EfficientNetBody.auto_tokens == 56 * 56
+    kept, auto = resolve_settings(RunConfig(max_tokens=16, lr=1e-4), 1000, (28, 28), body=EfficientNetBody)
+    assert (kept.max_tokens, kept.lr) == (16, 1e-4) and "max_tokens" not in auto
+    lm, _ = resolve_settings(RunConfig(), 1000, (28, 28), body=FAMILIES["language"])
+    assert (lm.max_tokens, lm.lr) == (RULE.tokens, RULE.lr)
+    suite = dict(max_tokens=16, epochs=3, batch_size=32, lr=2e-4)
+    assert settings_for_body(suite, "minilm-l6") == suite
+    if efficientnet_available():
+        assert settings_for_body(suite, "efficientnet-lite0") == dict(epochs=3, batch_size=32)

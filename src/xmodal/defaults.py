@@ -12,6 +12,12 @@ gets a model in bounded CPU time:
   (``epochs × N``), which bounds the CPU time on large training sets.
 * ``lr``: :attr:`AutoRule.lr` (stage 3) — full fine-tuning of a pretrained body.
 
+A body family may override the token budget and the learning rate (``Body.auto_tokens``,
+``Body.auto_lr``): a convolutional body's tokens are the pixels of a feature map that it downsamples
+16-fold, so it needs a finer grid than a transformer (at 16 tokens its last map is one pixel), each
+of its tokens costs far less, and its batch norms train at a larger learning rate
+(``python benchmarks/body_choice.py`` measures both families at these defaults).
+
 The constants of :data:`RULE` are checked against tuning studies on the *development* half of the
 benchmark suite (``python benchmarks/derive_defaults.py``: each study's best trials in the rule's
 units and the rule they give) and judged on the other half only (``python
@@ -48,7 +54,7 @@ RULE = AutoRule()
 
 
 def resolve_settings(
-    cfg: RunConfig, n_train: int, spatial: tuple[int, ...], rule: AutoRule = RULE
+    cfg: RunConfig, n_train: int, spatial: tuple[int, ...], rule: AutoRule = RULE, body: Any = None
 ) -> tuple[RunConfig, dict[str, Any]]:
     """Fill the automatic (``None``) settings of ``cfg`` for a training set.
 
@@ -57,6 +63,8 @@ def resolve_settings(
         n_train: training samples the final model is fitted on ``N``.
         spatial: the input's spatial shape ``S`` (``(F,)`` for table rows).
         rule: the constants.
+        body: the body's family class (its ``auto_tokens`` / ``auto_lr`` replace the rule's when set);
+            ``None``: the rule's.
 
     Returns:
         ``(resolved config, {setting: resolved value})`` for the settings that were automatic.
@@ -64,7 +72,8 @@ def resolve_settings(
     chosen: dict[str, Any] = {}
     positions = math.prod(int(s) for s in spatial)
     if cfg.max_tokens is None:
-        chosen["max_tokens"] = int(max(1, min(rule.tokens, positions)))  # the body's maximum caps it later
+        tokens = getattr(body, "auto_tokens", None) or rule.tokens
+        chosen["max_tokens"] = int(max(1, min(tokens, positions)))  # the body's maximum caps it later
     batch = cfg.batch_size
     if batch is None:
         batch = int(min(rule.max_batch, max(rule.min_batch, n_train // rule.batches_per_epoch)))
@@ -75,5 +84,5 @@ def resolve_settings(
         epochs = min(rule.max_epochs, max(rule.min_epochs, math.ceil(rule.steps / steps_per_epoch)))
         chosen["epochs"] = int(max(1, min(epochs, rule.max_samples // max(1, n_train))))
     if cfg.lr is None:
-        chosen["lr"] = rule.lr
+        chosen["lr"] = getattr(body, "auto_lr", None) or rule.lr
     return cfg.replace(**chosen), chosen

@@ -45,6 +45,7 @@ from xmodal.estimator.runs import (
 )
 from xmodal.evaluate import evaluate as evaluate_outputs
 from xmodal.evaluate.metrics import get_metric
+from xmodal.model.bodies import FAMILIES
 from xmodal.runlock import RunLock
 from xmodal.runtime import resolve_device
 from xmodal.strategies import AUTO, DEFAULT_MODE, Strategy, get_strategy, resolve_strategy
@@ -215,7 +216,7 @@ class CrossModalEstimator(BaseEstimator):
         # an absent GPU stops here, before any weights load; under torchrun the processes join their group
         distributed.setup(resolve_device(cfg.device))
         cfg, source, selection = body_for(cfg, Xc, yc, kind)
-        settings, auto = resolve_settings(cfg, len(Xc), tuple(Xc.shape[2:]))
+        settings, auto = resolve_settings(cfg, len(Xc), tuple(Xc.shape[2:]), body=FAMILIES[source.family])
         self.settings_, self.body_source_ = settings, source
         report = FitReport(settings={"auto": auto, "resolved": settings.to_dict()})
         if selection is not None:

@@ -38,6 +38,7 @@ from xmodal.experiments.suite import (
     VALIDATION,
     SuiteTask,
     get_task,
+    settings_for_body,
     strategy_name,
 )
 from xmodal.tuning.search import DEFAULT_BUDGET
@@ -56,7 +57,8 @@ class BenchResult:
 
 
 def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_budget: str = DEFAULT_BUDGET) -> str:
-    spec = {"task": task.name, "dataset": task.dataset_name, "settings": task.settings, "peer": task.peer,
+    spec = {"task": task.name, "dataset": task.dataset_name, "settings": settings_for_body(task.settings, body),
+            "peer": task.peer,
             "method": method, "seed": seed, "body": body, "n_train": n_train}
     if task.peer_options and method == PEER:  # only when set, so that the other cells keep their keys
         spec["peer_options"] = task.peer_options
@@ -99,7 +101,7 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
         value, _ = get_peer(task.peer).run(data, seed, **task.peer_options)
         row.update(value=value, peer=task.peer, align_s=0.0, finetune_s=0.0)
     else:
-        settings: dict[str, Any] = dict(task.settings)
+        settings: dict[str, Any] = settings_for_body(task.settings, body)
         name = method
         if method.startswith(TUNED):
             name = strategy_name(method)

@@ -21,7 +21,7 @@ from typing import Any
 from xmodal.errors import XmodalError
 from xmodal.registry import Registry
 
-__all__ = ["SuiteTask", "SUITE", "get_task", "suite_tasks", "settings_for"]
+__all__ = ["SuiteTask", "SUITE", "get_task", "suite_tasks", "settings_for", "settings_for_body"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,22 @@ def settings_for(name: str) -> tuple[str, dict[str, Any]]:
     if name in EXTRA_SETTINGS:
         return name, dict(EXTRA_SETTINGS[name])
     raise XmodalError(f"no benchmark settings for {name!r}; known: {sorted(SUITE) + sorted(EXTRA_SETTINGS)}")
+
+
+#: the settings the suite chose for transformer bodies (with MiniLM-L6) that a family may choose for itself
+FAMILY_SETTINGS = ("max_tokens", "lr")
+
+
+def settings_for_body(settings: dict[str, Any], body: str) -> dict[str, Any]:
+    """A task's suite ``settings`` as run with ``body``: the token budget and the stage-3 learning rate were
+    chosen for transformer bodies, so a family that sets its own automatic ones (``Body.auto_tokens`` /
+    ``Body.auto_lr``, e.g. EfficientNet's finer grid and larger rate) leaves them automatic; the epochs and
+    batch size (the budget) stay the suite's. Transformer bodies get ``settings`` unchanged."""
+    from xmodal.model.bodies import FAMILIES, resolve_body
+
+    family = FAMILIES[resolve_body(body).family]
+    own = {"max_tokens": family.auto_tokens, "lr": family.auto_lr}
+    return {k: v for k, v in settings.items() if not (k in FAMILY_SETTINGS and own[k] is not None)}
 
 
 # ------------------------------------------------------------------ the suite's methods

@@ -44,7 +44,9 @@ from xmodal.data.validation import check_Xy
 from xmodal.defaults import resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.estimator import CrossModalEstimator, NotLearnedWarning, encode_class_labels
+from xmodal.estimator.body_selection import AUTO_BODY
 from xmodal.evaluate.metrics import Metric, get_metric
+from xmodal.model.bodies import FAMILIES, resolve_body
 from xmodal.registry import Registry
 from xmodal.tasks import LABELS_KIND, get_task_kind
 from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
@@ -232,6 +234,7 @@ class _Problem:
     seconds_budget: float | None
     validation_data: tuple[Any, Any] | None
     tune_strategy: str
+    family: Any = None  # the body's family class, whose automatic tokens / lr the trials scale
 
     @classmethod
     def prepare(cls, X: Any, y: Any, config: RunConfig | Mapping[str, Any] | None,
@@ -258,10 +261,11 @@ class _Problem:
         kind = get_task_kind(task)
         n_fit = (len(Xc) if validation_data is not None
                  else len(validation_split(yc, base.validation, base.seed, stratify=kind.class_labels)[0]))
-        auto, _ = resolve_settings(base, n_fit, tuple(Xc.shape[2:]))
+        family = None if base.body == AUTO_BODY else FAMILIES[resolve_body(base.body).family]
+        auto, _ = resolve_settings(base, n_fit, tuple(Xc.shape[2:]), body=family)
         max_epochs = max(1, int(math.ceil(auto.epochs * _max_scale(space, "epochs"))))
         return cls(base, trial_base, space, Xc, yc, get_metric(kind.default_metric), n_fit, auto, max_epochs,
-                   max(1, max_epochs // reduction_factor**2), seconds_budget, validation_data, tune_strategy)
+                   max(1, max_epochs // reduction_factor**2), seconds_budget, validation_data, tune_strategy, family)
 
     def key(self) -> dict[str, Any]:
         """What a study must have been started on to be joined: the data, settings, space and metric."""
@@ -312,7 +316,7 @@ def _objective(problem: _Problem, deadline: float | None) -> Callable[[Any], flo
         trial.set_user_attr("worker", me)
         settings = problem.space.sample(trial, problem.auto)
         cfg = problem.trial_base.replace(**settings)
-        resolved, _ = resolve_settings(cfg, problem.n_fit, tuple(problem.Xc.shape[2:]))
+        resolved, _ = resolve_settings(cfg, problem.n_fit, tuple(problem.Xc.shape[2:]), body=problem.family)
         trial.set_user_attr("settings", _jsonable(settings))
         trial.set_user_attr("epochs_planned", int(resolved.epochs))
         epoch_seconds: list[float] = []

@@ -77,6 +77,10 @@ class Body(nn.Module):
     max_tokens: int
     #: proxy of the pretraining data used by stage-2 distance objectives
     default_proxy: ClassVar[str] = "wnut16"
+    #: what an automatic ``max_tokens`` resolves to for this family (``None``: :attr:`xmodal.defaults.AutoRule.tokens`)
+    auto_tokens: ClassVar[int | None] = None
+    #: what an automatic stage-3 ``lr`` resolves to for this family (``None``: :attr:`xmodal.defaults.AutoRule.lr`)
+    auto_lr: ClassVar[float | None] = None
     #: folder or hub id the weights came from; set by :func:`build_body` (``None``: config-only body)
     location: str | None = None
     #: where ``AutoTokenizer`` finds the body's tokenizer (language bodies' source features); set by :func:`build_body`

@@ -79,6 +79,12 @@ class EfficientNetBody(Body):
 
     default_proxy = "mnist"
     spatial_dims = (1, 2)
+    #: automatic settings (``xmodal.defaults``): the full stem grid at the pretraining resolution (one token per
+    #: position up to 56 × 56) and Adam's usual rate for a batch-normalised CNN; both chosen on mnist-5k's
+    #: validation split only (``python benchmarks/suite_settings.py --task mnist-5k --try
+    #: "body=efficientnet-lite0,max_tokens=784,lr=1e-3"``), the other image and field tasks held out
+    auto_tokens = 56 * 56
+    auto_lr = 1e-3
 
     def __init__(self, model: nn.Module, model_name: str = "efficientnet-lite0") -> None:
         super().__init__(model)
@@ -122,6 +128,22 @@ class EfficientNetBody(Body):
         if tuple(x.shape[2:]) != (h, w):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         return x.flatten(2).transpose(1, 2)
+
+    @torch.no_grad()
+    def embedding_norm(self) -> nn.LayerNorm:
+        """A LayerNorm whose affine parameters give each channel of ``f``'s output the mean and standard deviation
+        of the stem's output: the stem's batch norm makes channel ``c`` ``N(β_c, γ_c²)`` on the data it was fitted
+        to, and its activation (ReLU6 for Lite) maps that to the moments computed here on 4096 quantiles.
+        Starting ``f`` there gives the pretrained blocks inputs of the scale they were trained on (a plain
+        LayerNorm would feed them zero-mean, unit-variance channels)."""
+        _, bn, act = self._stem[0]
+        u = (torch.arange(4096, dtype=torch.float64) + 0.5) / 4096
+        z = bn.bias.double()[:, None] + bn.weight.double().abs()[:, None] * torch.special.ndtri(u)[None, :]
+        out = act(z)
+        norm = nn.LayerNorm(self.in_width)
+        norm.weight.copy_(out.std(dim=1).clamp_min(1e-3).float())
+        norm.bias.copy_(out.mean(dim=1).float())
+        return norm
 
     def layer_norm_parameters(self) -> Any:
         """The batch norms' affine parameters (what FPT trains; a CNN has no LayerNorm)."""

@@ -1,13 +1,16 @@
-"""Which body for which task (issue 15): ``select-body``'s OTDD pick against each body's suite score.
+"""Which body for which task (issue 15): ``select-body``'s picks against each body's suite score.
 
 For every task: :func:`xmodal.select_body` ranks the candidate bodies on the task's *training* split
-(a short OTDD stage 2 per body on a subsample; the test split is never read), and ``xmodal bench``
+(a short OTDD stage 2 and a short fine-tuning rung per body on a subsample, the rung scored on held-out
+training rows; the test split is never read), and ``xmodal bench``
 runs the ``orca`` strategy with each body at the suite's settings (``OUT/<body>/cells``; finished cells
 are reused when rerun). EfficientNet runs at the suite's epochs and batch size with its own automatic
 token grid and learning rate (:func:`xmodal.experiments.suite.settings_for_body`): the suite's 16 tokens
-were chosen for transformers and leave a CNN's last feature map one pixel wide. The report gives, per task, each body's normalised final OTDD and test score
-(mean ± std over the seeds), the pick, the Spearman correlation between the OTDD ranking and the score
-ranking, whether the pick is within one standard deviation of the best body, and the cost of choosing
+were chosen for transformers and leave a CNN's last feature map one pixel wide. The report gives, per
+task, each body's normalised final OTDD, rung validation score and test score (mean ± std over the
+seeds), and for both rules (rung, the default, and OTDD) the pick, the Spearman correlation between the
+rule's ranking and the test-score ranking and whether the pick is within one standard deviation of the
+best body, and the cost of choosing
 against the estimated cost of one fine-tuning run per candidate:
 
     python benchmarks/body_choice.py --seeds 0,1,2 --out results/bodies       # all of it (hours on 2 cores)
@@ -80,31 +83,49 @@ def _cells(task: str, body: str, seeds: list[int], out: Path) -> list[dict]:
     return rows
 
 
+def _pick(rows: list[dict], key: str, higher: bool) -> str:
+    """The body a rule picks from one selection's rows (a diverged rung ranks last)."""
+    def order(r: dict) -> float:
+        v = r.get(key)
+        if v is None or not np.isfinite(v):
+            return np.inf
+        return -v if higher else v
+    return min(rows, key=order)["body"]
+
+
+def _row(sel: dict, body: str) -> dict:
+    return next(r for r in sel["rows"] if r["body"] == body)
+
+
 def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
     sels = [json.loads(p.read_text()) for s in seeds if (p := out / "select" / f"{task}-seed{s}.json").exists()]
     if not sels:
         return None
     bodies = bodies_for(task)
-    ratio = {b: float(np.mean([next(r["score"] for r in s["rows"] if r["body"] == b) for s in sels])) for b in bodies}
     cells = {b: _cells(task, b, seeds, out) for b in bodies}
     scores = {b: [c["value"] for c in cells[b]] for b in bodies}
     higher = next((c[0]["higher_is_better"] for c in cells.values() if c), True)
     metric = next((c[0]["metric"] for c in cells.values() if c), "")
-    done = [b for b in bodies if scores[b]]
-    summary = {"task": task, "metric": metric, "higher_is_better": higher, "ratio": ratio, "scores": scores,
-               "picks": [s["pick"] for s in sels], "choose_s": float(np.mean([s["seconds"] for s in sels])),
-               "finetune_est_s": {b: float(np.mean([next(r["finetune_estimate_s"] for r in s["rows"] if r["body"] == b)
-                                                     for s in sels])) for b in bodies},
+    ratio = {b: float(np.nanmean([_row(s, b)["score"] for s in sels])) for b in bodies}
+    rung = {b: float(np.nanmean([_row(s, b).get("rung_score") or np.nan for s in sels])) for b in bodies}
+    summary = {"task": task, "metric": metric, "higher_is_better": higher, "ratio": ratio, "rung": rung,
+               "scores": scores, "picks": [_pick(s["rows"], "rung_score", higher) for s in sels],
+               "otdd_picks": [_pick(s["rows"], "score", False) for s in sels],
+               "choose_s": float(np.mean([s["seconds"] for s in sels])),
+               "finetune_est_s": {b: float(np.mean([_row(s, b)["finetune_estimate_s"] for s in sels])) for b in bodies},
                "cell_s": {b: float(np.mean([c["total_s"] for c in cells[b]])) if cells[b] else None for b in bodies}}
-    if len(done) == len(bodies):
+    if all(scores[b] for b in bodies):
         mean = {b: float(np.mean(scores[b])) for b in bodies}
         best = max(mean, key=mean.get) if higher else min(mean, key=mean.get)
         std = float(np.std(scores[best], ddof=1)) if len(scores[best]) > 1 else 0.0
-        pick = max(set(summary["picks"]), key=summary["picks"].count)
-        within = abs(mean[pick] - mean[best]) <= std + 1e-12
-        sign = -1.0 if higher else 1.0  # rank 1 = best on both sides
-        rho = spearmanr([ratio[b] for b in bodies], [sign * mean[b] for b in bodies]).statistic
-        summary.update(mean=mean, best=best, best_std=std, pick=pick, within=within, spearman=float(rho))
+        sign = -1.0 if higher else 1.0  # rank 1 = best on every side
+        score_rank = [sign * mean[b] for b in bodies]
+        summary.update(mean=mean, best=best, best_std=std)
+        for rule, picks, ranked in (("rung", summary["picks"], [sign * rung[b] for b in bodies]),
+                                    ("otdd", summary["otdd_picks"], [ratio[b] for b in bodies])):
+            pick = max(set(picks), key=picks.count)
+            summary[rule] = {"pick": pick, "within": abs(mean[pick] - mean[best]) <= std + 1e-12,
+                             "spearman": float(spearmanr(ranked, score_rank).statistic)}
     return summary
 
 
@@ -112,36 +133,44 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
     """OUT/BODY_CHOICE.md from the selections and cells finished so far."""
     lines = [f"# Body choice: select-body's pick against the suite score (seeds {','.join(map(str, seeds))})", "",
              "`python benchmarks/body_choice.py --seeds " + ",".join(map(str, seeds)) + f" --out {out}` — strategy "
-             "orca at each task's suite settings; OTDD / scale is select-body's rule (lower = closer to the body's "
-             "own modality after a short stage 2 on the training split); score = test metric, mean ± std "
-             "over the finished seeds.", "",
-             "| task | metric | body | OTDD / scale | score | seeds done | cell s | fine-tuning est. s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "orca at each task's suite settings (EfficientNet: its own token grid and lr, the suite's epochs and "
+             "batch); OTDD / scale: the final OTDD after select-body's short stage 2 divided by the body's source "
+             "scale (lower = closer to the body's own modality); rung: select-body's default rule, the validation "
+             "score (held-out *training* rows) after the short stage 2 and a fine-tuning rung of 5 % of a full "
+             "run's steps; score = test metric of the full orca run, mean ± std over the finished seeds.", "",
+             "| task | metric | body | OTDD / scale | rung validation | test score | seeds done | cell s | "
+             "fine-tuning est. s |", "|---|---|---|---|---|---|---|---|---|"]
     summaries = [s for t in tasks if (s := _task_summary(t, seeds, out)) is not None]
     for s in summaries:
         for b, r in s["ratio"].items():
             v = s["scores"][b]
             shown = f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}" if v else "—"
             cell = f"{s['cell_s'][b]:.0f}" if s["cell_s"][b] is not None else "—"
-            mark = " (pick)" if b in s["picks"] else ""
-            lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {shown} | {len(v)} | {cell} | "
-                         f"{s['finetune_est_s'][b]:.0f} |")
-    lines += ["", "| task | pick | best (mean) | pick within 1 std of best | Spearman (OTDD rank vs score rank) | "
-              "choosing s (all candidates) | choosing ÷ (candidates × fine-tuning est.) |",
-              "|---|---|---|---|---|---|---|"]
-    complete = [s for s in summaries if "pick" in s]
+            marks = [m for m, picks in (("rung pick", s["picks"]), ("OTDD pick", s["otdd_picks"])) if b in picks]
+            mark = f" ({', '.join(marks)})" if marks else ""
+            lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {s['rung'][b]:.4g} | {shown} | "
+                         f"{len(v)} | {cell} | {s['finetune_est_s'][b]:.0f} |")
+    lines += ["", "| task | best (test, mean) | rung pick | within 1 std | Spearman rung vs test | OTDD pick | "
+              "within 1 std | Spearman OTDD vs test | choosing s (all candidates) | "
+              "choosing ÷ (candidates × fine-tuning est.) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    complete = [s for s in summaries if "best" in s]
     for s in complete:
         share = s["choose_s"] / sum(s["finetune_est_s"].values())
-        lines.append(f"| {s['task']} | {s['pick']} | {s['best']} | {'yes' if s['within'] else 'no'} | "
-                     f"{s['spearman']:+.2f} | {s['choose_s']:.0f} | {share:.0%} |")
+        r, o = s["rung"], s["otdd"]
+        lines.append(f"| {s['task']} | {s['best']} | {r['pick']} | {'yes' if r['within'] else 'no'} | "
+                     f"{r['spearman']:+.2f} | {o['pick']} | {'yes' if o['within'] else 'no'} | {o['spearman']:+.2f} | "
+                     f"{s['choose_s']:.0f} | {share:.0%} |")
     if complete:
         vision = [s for s in complete if s["task"] in IMAGE_TASKS]
         beats = sum(1 for s in vision if s["mean"]["efficientnet-lite0"] != s["mean"]["minilm-l6"]
                     and (s["mean"]["efficientnet-lite0"] > s["mean"]["minilm-l6"]) == s["higher_is_better"])
-        lines += ["", f"Tasks with every body scored: {len(complete)} of {len(tasks)}. Pick within one std of the "
-                  f"best: {sum(s['within'] for s in complete)}/{len(complete)}; mean Spearman "
-                  f"{np.mean([s['spearman'] for s in complete]):+.2f}; EfficientNet-Lite0 beats MiniLM-L6 on "
-                  f"{beats}/{len(vision)} image/field tasks scored."]
+        n = len(complete)
+        lines += ["", f"Tasks with every body scored: {n} of {len(tasks)}. Rung pick within one std of the best: "
+                  f"{sum(s['rung']['within'] for s in complete)}/{n} (mean Spearman "
+                  f"{np.nanmean([s['rung']['spearman'] for s in complete]):+.2f}); OTDD pick: "
+                  f"{sum(s['otdd']['within'] for s in complete)}/{n} (mean Spearman "
+                  f"{np.nanmean([s['otdd']['spearman'] for s in complete]):+.2f}). EfficientNet-Lite0 beats "
+                  f"MiniLM-L6 on {beats}/{len(vision)} image/field tasks scored."]
         if len(seeds) == 1:
             lines.append("With one seed the standard deviation is 0: 'within 1 std' means the pick is the best body.")
     return "\n".join(lines) + "\n"
@@ -151,7 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default=",".join(IMAGE_TASKS + SERIES_TASKS))
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--subsample", type=int, default=500, help="training rows select-body aligns on")
+    ap.add_argument("--subsample", type=int, default=500, help="training rows select-body aligns on and scores on")
     ap.add_argument("--align-epochs", type=int, default=10, help="select-body's stage-2 epochs per body")
     ap.add_argument("--out", type=Path, default=Path("results/bodies"))
     ap.add_argument("--report", action="store_true", help="run nothing; write the report from what is done")

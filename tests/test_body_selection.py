@@ -20,13 +20,54 @@ def _images(n=40, seed=0):
 def test_two_bodies_are_ranked_by_their_normalised_final_otdd():
     X, y = _images()
     sel = select_body(X, y, ["vit-tiny-random", "swin-tiny-random"], {"max_tokens": 16, "source_size": 60},
-                      subsample=24, align_epochs=2, progress=False)
+                      subsample=24, align_epochs=2, rule="otdd", progress=False)
     assert [r["body"] for r in sel.rows] == ["vit-tiny-random", "swin-tiny-random"]
     for r in sel.rows:
         assert r["source_scale"] > 0 and r["score"] == pytest.approx(r["final_distance"] / r["source_scale"])
         assert r["seconds"] > 0 and r["finetune_estimate_s"] > 0
     assert sel.pick == min(sel.rows, key=lambda r: r["score"])["body"]
     assert sel.settings["subsample"] == 24 and "(pick)" in sel.to_markdown()
+    assert all(r["rung_score"] is None for r in sel.rows)  # the OTDD rule fine-tunes nothing
+
+
+def test_the_default_rule_picks_the_best_validation_score_of_a_short_rung():
+    """Each candidate: the short stage 2, then a rung of fine-tuning scored on held-out *training* rows; the
+    pick is the best score, and the rung's epochs are the asked share of a full run's steps (≥ 1 epoch)."""
+    X, y = _images(60)
+    cfg = {"max_tokens": 16, "source_size": 60, "epochs": 10, "batch_size": 8, "lr": 1e-3, "validation": 0.25}
+    sel = select_body(X, y, ["vit-tiny-random", "swin-tiny-random"], cfg, subsample=40, align_epochs=2,
+                      rung=0.2, progress=False)
+    assert sel.settings["rule"] == "rung" and sel.settings["validation_rows"] == 16  # 25 % of 60, stratified
+    assert sel.settings["subsample"] == 40  # 44 fitting rows, at most 40 of them
+    for r in sel.rows:
+        assert 0.0 <= r["rung_score"] <= 1.0 and not r["diverged"]
+        assert r["rung_epochs"] == 4  # 20 % of a full run's 10 × 8 steps = 16 steps → 4 epochs of 5 steps
+    best = max(sel.rows, key=lambda r: r["rung_score"])
+    assert sel.pick == best["body"] and "rung validation score" in sel.to_markdown()
+
+
+def test_a_candidate_that_diverges_is_ranked_last_and_all_diverging_is_an_error(monkeypatch):
+    from xmodal import CrossModalEstimator
+    from xmodal.errors import TrainingDiverged
+
+    fit = CrossModalEstimator.fit
+
+    def diverging(self, *a, **k):
+        if self.body == "vit-tiny-random" or monkeypatch.all_diverge:
+            raise TrainingDiverged("stage 3 loss is nan")
+        return fit(self, *a, **k)
+
+    monkeypatch.all_diverge = False
+    monkeypatch.setattr(CrossModalEstimator, "fit", diverging)
+    X, y = _images()
+    cfg = {"max_tokens": 16, "source_size": 60, "epochs": 2, "batch_size": 8}
+    sel = select_body(X, y, ["vit-tiny-random", "swin-tiny-random"], cfg, subsample=24, align_epochs=1,
+                      progress=False)
+    assert sel.pick == "swin-tiny-random" and sel.rows[0]["diverged"] and "diverged" in sel.to_markdown()
+    monkeypatch.all_diverge = True
+    with pytest.raises(TrainingDiverged, match="every candidate"):
+        select_body(X, y, ["vit-tiny-random", "swin-tiny-random"], cfg, subsample=24, align_epochs=1,
+                    progress=False)
 
 
 def test_bad_candidates_are_refused_before_any_stage_2():

@@ -184,7 +184,7 @@ def cmd_bodies(args: argparse.Namespace) -> int:
 
 
 def cmd_select_body(args: argparse.Namespace) -> int:
-    """Rank candidate bodies on DATA's training split by the normalised OTDD after a short stage 2."""
+    """Rank candidate bodies on DATA's training split: a short stage 2 and a short fine-tuning rung each."""
     cfg = settings_of(args)
     bodies = [b.strip() for b in args.bodies.split(",") if b.strip()] if args.bodies else None
     ds = read_data(args.data, args, cfg.task, cfg.spatial_dims)
@@ -193,7 +193,8 @@ def cmd_select_body(args: argparse.Namespace) -> int:
 
     print(ds.summary())
     sel = select_body(ds.fit_inputs(ds.X_train), named_labels(ds, ds.y_train), bodies, cfg.replace(task=ds.task),
-                      subsample=args.subsample, align_epochs=cfg.align_epochs or 10, progress=not args.quiet)
+                      subsample=args.subsample, align_epochs=cfg.align_epochs or 10, rule=args.rule, rung=args.rung,
+                      progress=not args.quiet)
     print()
     print(sel.to_markdown())
     print(f"pick: {sel.pick} (choosing took {sel.seconds:.0f} s); fit with: xmodal fit {args.data} --body {sel.pick}")

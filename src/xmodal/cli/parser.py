@@ -188,17 +188,25 @@ def _add_evaluate(sub: Any) -> None:
 
 
 def _add_select_body(sub: Any) -> None:
-    p = sub.add_parser("select-body", help="rank bodies for DATA by their OTDD after a short stage 2",
+    p = sub.add_parser("select-body", help="rank bodies for DATA: a short stage 2 and a short fine-tuning rung each",
                        description="For each candidate body, a short stage 2 (ORCA's OTDD) on a subsample of "
-                       "DATA's training split, then a table of the final OTDD divided by the body's source scale "
-                       "(comparable across bodies of different widths), the time it took and an estimate of one "
-                       "fine-tuning run; the pick is the lowest. --align-epochs sets the short stage 2 (default "
-                       "here: 10). The test split is never read.")
+                       "DATA's training split, then a short fine-tuning rung scored on held-out training rows "
+                       "(--validation share); a table of the final OTDD divided by the body's source scale "
+                       "(comparable within a family, not across: see xmodal.estimator.body_selection), the rung's "
+                       "validation score, the time it took and an estimate of one fine-tuning run. The pick has "
+                       "the best rung score (--rule otdd: the lowest OTDD / scale, no fine-tuning). --align-epochs "
+                       "sets the short stage 2 (default here: 10). The test split is never read.")
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--bodies", default=None,
                    help="comma-separated candidates (default: minilm-l6, mpnet-base, efficientnet-lite0 where "
                    "installed)")
-    p.add_argument("--subsample", type=int, default=500, help="training rows that run stage 2 (default 500)")
+    p.add_argument("--subsample", type=int, default=500,
+                   help="training rows that run stage 2 and the rung, and held-out rows that score it (default 500)")
+    p.add_argument("--rule", default="rung", choices=("rung", "otdd"),
+                   help="rung: best validation score after a short fine-tuning rung (default); otdd: lowest "
+                   "final OTDD / source scale")
+    p.add_argument("--rung", type=float, default=0.05,
+                   help="the rung's optimiser steps as a share of one fine-tuning run's (default 0.05)")
     _add_csv_args(p)
     _add_settings(p)
     p.set_defaults(func=cmd_select_body)

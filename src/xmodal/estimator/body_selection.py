@@ -10,6 +10,17 @@ scale ``s = mean ‖x_i − x_j‖²`` over pairs of its source-proxy features (
 relative to): every term of the OTDD is a squared feature distance, so ``OTDD / s`` does not change
 when a body's features are rescaled. The pick is the candidate with the lowest ``OTDD / s``.
 
+That normalisation makes OTDD comparable across bodies of one family, but not across families: a CNN's
+source proxy (MNIST through its pretrained stem, mean-pooled) is nearly constant, so its scale is tiny
+and its ratio huge, although it fine-tunes best on images (``python benchmarks/body_choice.py``). The
+default rule (``rule="rung"``) is therefore measured, not predicted: after the same short stage 2, each
+candidate fine-tunes for a short rung (``rung`` × the optimiser steps of one full fine-tuning run, at
+least one epoch of the subsample; an ASHA rung in the papers' tuning) and is scored on held-out rows of
+the *training* split (the ``validation`` share, at most ``subsample`` rows); the pick has the best
+validation score. ``rule="otdd"`` picks the lowest ``OTDD / s`` without fine-tuning. Both columns are
+always in the table. A candidate whose rung diverges is ranked last and marked so; if every one
+diverges, :class:`~xmodal.errors.TrainingDiverged` is raised.
+
 The cost of choosing is reported next to an estimate of one fine-tuning run per candidate: one
 stage-3 optimiser step is timed on the aligned model and multiplied by the steps a full fit of the
 training set would take with the run's settings.
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,15 +40,40 @@ import torch
 from xmodal.config import RunConfig
 from xmodal.data.split import validation_split
 from xmodal.defaults import resolve_settings
-from xmodal.errors import XmodalError
+from xmodal.errors import TrainingDiverged, XmodalError
+from xmodal.evaluate.metrics import get_metric
 from xmodal.model.bodies import FAMILIES, body_fingerprint, resolve_body
+from xmodal.registry import Registry
 
-__all__ = ["BodySelection", "select_body", "DEFAULT_CANDIDATES", "AUTO_BODY"]
+__all__ = ["BodySelection", "select_body", "DEFAULT_CANDIDATES", "AUTO_BODY", "SelectionRule", "RULES"]
 
 #: the offline bodies ``body="auto"`` chooses among (those installed and able to take the input's rank)
 DEFAULT_CANDIDATES = ("minilm-l6", "mpnet-base", "efficientnet-lite0")
 #: ``body=AUTO_BODY`` in ``fit``: choose among :data:`DEFAULT_CANDIDATES` with :func:`select_body` first
 AUTO_BODY = "auto"
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """How :func:`select_body` picks: the row field it ranks by, whether it fine-tunes a rung, its words."""
+
+    name: str
+    fine_tunes: bool
+    words: str
+
+    def order(self, row: dict[str, Any], higher_is_better: bool) -> float:
+        """Sort key of a row, lower first (a diverged rung sorts last)."""
+        if not self.fine_tunes:
+            return row["score"]
+        value = row["rung_score"]
+        return math.inf if value is None or not math.isfinite(value) else (-value if higher_is_better else value)
+
+
+#: the selection rules (see the module docstring)
+RULES: Registry[SelectionRule] = Registry("body selection rule")
+RULES.add("rung", SelectionRule("rung", True, "best validation score after a short stage 2 and a rung of stage 3"))
+RULES.add("otdd", SelectionRule("otdd", False, "lowest final OTDD / source scale after a short stage 2"))
+DEFAULT_RULE = "rung"
 
 
 @dataclass
@@ -52,13 +89,16 @@ class BodySelection:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_markdown(self) -> str:
-        lines = ["| body | width | OTDD before → after | source scale | OTDD / scale | choosing s | "
-                 "one fine-tuning run s (est.) | choosing / fine-tuning |", "|---|---|---|---|---|---|---|---|"]
+        lines = ["| body | width | OTDD before → after | source scale | OTDD / scale | rung validation score | "
+                 "choosing s | one fine-tuning run s (est.) | choosing / fine-tuning |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             share = r["seconds"] / r["finetune_estimate_s"] if r["finetune_estimate_s"] else float("nan")
             mark = " **(pick)**" if r["body"] == self.pick else ""
+            rung = r.get("rung_score")
+            rung_text = "diverged" if r.get("diverged") else ("—" if rung is None else f"{rung:.4g}")
             lines.append(f"| {r['body']}{mark} | {r['width']} | {r['initial_distance']:.4g} → "
-                         f"{r['final_distance']:.4g} | {r['source_scale']:.4g} | {r['score']:.4g} | "
+                         f"{r['final_distance']:.4g} | {r['source_scale']:.4g} | {r['score']:.4g} | {rung_text} | "
                          f"{r['seconds']:.1f} | {r['finetune_estimate_s']:.0f} | {share:.0%} |")
         return "\n".join(lines + ["", f"Rule: {self.rule}."])
 
@@ -112,16 +152,22 @@ def _candidates(bodies: Any, n_spatial: int) -> list[str]:
 
 def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = None,
                 config: RunConfig | dict | None = None, *, subsample: int = 500, align_epochs: int = 10,
-                progress: bool = True) -> BodySelection:
+                rule: str = DEFAULT_RULE, rung: float = 0.05, progress: bool = True) -> BodySelection:
     """Rank ``bodies`` (default :data:`DEFAULT_CANDIDATES` that are installed and take the input's rank) on
-    training data ``(X, y)`` by the normalised OTDD after a short stage 2 (see the module docstring).
+    training data ``(X, y)`` (see the module docstring).
 
     Args:
         X, y: training inputs and targets (layouts of :class:`~xmodal.CrossModalEstimator`); never the test split.
         bodies: candidate body names.
-        config: the run's other settings (task, seed, tokens, proxy, …); ``body`` and ``strategy`` are set here.
-        subsample: at most this many training rows (class-stratified for class labels) run stage 2.
+        config: the run's other settings (task, seed, tokens, proxy, ``validation`` share, …); ``body`` and
+            ``strategy`` are set here. Automatic tokens and learning rate are each body's own.
+        subsample: at most this many training rows (class-stratified for class labels) run stage 2 and the
+            rung; at most as many held-out rows score the rung.
         align_epochs: stage-2 epochs per candidate (a short stage 2: ORCA's runs 60).
+        rule: ``"rung"`` (default: best validation score after a short fine-tuning rung) or ``"otdd"``
+            (lowest final OTDD / source scale); :data:`RULES`.
+        rung: the rung's optimiser steps as a share of one full fine-tuning run's (default 0.05), at least one
+            epoch of the subsample.
         progress: one line per candidate.
 
     Returns:
@@ -129,43 +175,80 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
     """
     from xmodal.estimator.core import CrossModalEstimator  # core imports this module: import on use
     from xmodal.estimator.inputs import as_array
+    from xmodal.estimator.runs import NotLearnedWarning
 
     base = (config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))).validate()
-    if int(subsample) < 4 or int(align_epochs) < 1:
-        raise XmodalError(f"subsample must be ≥ 4 and align_epochs ≥ 1, got {subsample} and {align_epochs}")
+    how = RULES[rule]
+    if int(subsample) < 4 or int(align_epochs) < 1 or not 0 < float(rung) <= 1:
+        raise XmodalError(f"subsample must be ≥ 4, align_epochs ≥ 1 and rung in (0, 1], got {subsample}, "
+                          f"{align_epochs} and {rung}")
     probe = CrossModalEstimator(**base.replace(strategy="finetune", align=None, validation=0).to_dict())
     Xc, yc, kind = probe._check_training_data(as_array(X), as_array(y), probe.config())
     names = _candidates(bodies, Xc.ndim - 2)
-    rows_idx = np.arange(len(Xc))
-    if len(Xc) > subsample:
-        rows_idx = np.sort(validation_split(yc, subsample / len(Xc), base.seed, stratify=kind.class_labels)[1])
-    Xs, ys = Xc[rows_idx], yc[rows_idx]
+    fit_idx, val_idx = np.arange(len(Xc)), np.arange(0)
+    if how.fine_tunes:  # the rung is scored on held-out training rows
+        fit_idx, val_idx = validation_split(yc, base.validation or 0.2, base.seed, stratify=kind.class_labels)
+    fit_idx, val_idx = _at_most(fit_idx, yc, subsample, base.seed, kind), _at_most(val_idx, yc, subsample,
+                                                                                    base.seed, kind)
+    Xs, ys = Xc[fit_idx], yc[fit_idx]
+    higher = get_metric(kind.default_metric).higher_is_better
     t_all = time.perf_counter()
     out = []
     for name in names:
         t0 = time.perf_counter()
-        cfg = base.replace(body=name, strategy="orca", align=None, epochs=0, validation=0, refit=False,
-                           align_epochs=int(align_epochs), verbose=False, task=kind.name)
-        est = CrossModalEstimator(**cfg.to_dict()).fit(Xs, ys)
         source = resolve_body(name)
-        scale = _source_scale(est.model_.body, source, cfg)
-        seconds = time.perf_counter() - t0
         full, _ = resolve_settings(base.replace(body=name), len(Xc), tuple(Xc.shape[2:]), body=FAMILIES[source.family])
-        steps = math.ceil(math.ceil(len(Xc) / full.batch_size) / full.accumulate) * full.epochs
+        full_steps = math.ceil(math.ceil(len(Xc) / full.batch_size) / full.accumulate) * full.epochs
+        epoch_steps = math.ceil(math.ceil(len(Xs) / full.batch_size) / full.accumulate)
+        epochs = max(1, math.ceil(rung * full_steps / epoch_steps)) if how.fine_tunes else 0
+        cfg = base.replace(body=name, strategy="orca", align=None, epochs=epochs, batch_size=full.batch_size,
+                           validation=0, refit=False, align_epochs=int(align_epochs), verbose=False, task=kind.name)
+        est = CrossModalEstimator(**cfg.to_dict())
+        row: dict[str, Any] = {"body": name}
+        try:
+            with warnings.catch_warnings():  # a rung is short by design: its score, not a warning, says how it did
+                warnings.simplefilter("ignore", NotLearnedWarning)
+                est.fit(Xs, ys, validation_data=(Xc[val_idx], yc[val_idx]) if how.fine_tunes else None)
+        except TrainingDiverged as err:  # ranked last and marked; the error is in the row and printed
+            if not how.fine_tunes:
+                raise
+            row.update(width=None, initial_distance=math.nan, final_distance=math.nan, source_scale=math.nan,
+                       score=math.nan, rung_score=None, rung_epochs=epochs, diverged=True, error=str(err),
+                       seconds=time.perf_counter() - t0, finetune_estimate_s=math.nan)
+            out.append(row)
+            if progress:
+                print(f"{name}: diverged in choosing ({err})", flush=True)
+            continue
+        scale = _source_scale(est.model_.body, source, cfg)
         rep = est.report_.align
-        row = {"body": name, "width": est.model_.body.in_width, "initial_distance": rep["initial_distance"],
-               "final_distance": rep["final_distance"], "source_scale": scale,
-               "score": rep["final_distance"] / scale, "seconds": seconds,
-               "finetune_estimate_s": _step_seconds(est, Xc, yc, full.batch_size) * steps}
+        row.update(width=est.model_.body.in_width, initial_distance=rep["initial_distance"],
+                   final_distance=rep["final_distance"], source_scale=scale, score=rep["final_distance"] / scale,
+                   rung_score=float(est.validation_score_) if how.fine_tunes else None,
+                   rung_epochs=epochs, diverged=False, seconds=time.perf_counter() - t0)
+        row["finetune_estimate_s"] = _step_seconds(est, Xc, yc, full.batch_size) * full_steps
         out.append(row)
         if progress:
+            rung_text = f", rung ({epochs} epochs) validation {row['rung_score']:.4g}" if how.fine_tunes else ""
             print(f"{name}: OTDD {row['initial_distance']:.4g} → {row['final_distance']:.4g}, / source scale "
-                  f"{scale:.4g} = {row['score']:.4g} ({seconds:.0f} s)", flush=True)
-    pick = min(out, key=lambda r: r["score"])["body"]
-    rule = ("lowest final OTDD / source scale after a short stage 2 "
-            f"({align_epochs} epochs, {len(Xs)} training rows)")
-    return BodySelection(out, pick, rule, time.perf_counter() - t_all,
-                         {"subsample": len(Xs), "align_epochs": int(align_epochs)})
+                  f"{scale:.4g} = {row['score']:.4g}{rung_text} ({row['seconds']:.0f} s)", flush=True)
+    if all(r["diverged"] for r in out):
+        raise TrainingDiverged(f"every candidate body diverged while choosing ({', '.join(names)}); lower the "
+                               "learning rate (lr=…) or choose a body with body=…")
+    pick = min(out, key=lambda r: how.order(r, higher))["body"]
+    words = f"{how.words} ({align_epochs} stage-2 epochs on {len(Xs)} training rows"
+    words += f"; rung of {rung:.0%} of a fine-tuning run's steps, scored on {len(val_idx)} held-out rows)" \
+        if how.fine_tunes else ")"
+    return BodySelection(out, pick, words, time.perf_counter() - t_all,
+                         {"subsample": len(Xs), "align_epochs": int(align_epochs), "rule": how.name,
+                          "rung": float(rung) if how.fine_tunes else None, "validation_rows": len(val_idx)})
+
+
+def _at_most(idx: np.ndarray, y: np.ndarray, n: int, seed: int, kind: Any) -> np.ndarray:
+    """At most ``n`` of the rows ``idx`` (class-stratified for class labels), in order."""
+    if len(idx) <= n:
+        return idx
+    keep = validation_split(y[idx], n / len(idx), seed, stratify=kind.class_labels)[1]
+    return np.sort(idx[keep])
 
 
 def body_for(cfg: RunConfig, Xc: np.ndarray, yc: np.ndarray, kind: Any) -> tuple[RunConfig, Any, BodySelection | None]:

@@ -1,14 +1,14 @@
 """Which body for which task (issue 15): ``select-body``'s picks against each body's suite score.
 
 For every task: :func:`xmodal.select_body` ranks the candidate bodies on the task's *training* split
-(a short OTDD stage 2 and a short fine-tuning rung per body on a subsample, the rung scored on held-out
+(a short OTDD stage 2 and a linear probe per body on a subsample, the probe scored on held-out
 training rows; the test split is never read), and ``xmodal bench``
 runs the ``orca`` strategy with each body at the suite's settings (``OUT/<body>/cells``; finished cells
 are reused when rerun). EfficientNet runs at the suite's epochs and batch size with its own automatic
 token grid and learning rate (:func:`xmodal.experiments.suite.settings_for_body`): the suite's 16 tokens
 were chosen for transformers and leave a CNN's last feature map one pixel wide. The report gives, per
-task, each body's normalised final OTDD, rung validation score and test score (mean ± std over the
-seeds), and for both rules (rung, the default, and OTDD) the pick, the Spearman correlation between the
+task, each body's normalised final OTDD, probe validation score and test score (mean ± std over the
+seeds), and for both rules (probe, the default, and OTDD) the pick, the Spearman correlation between the
 rule's ranking and the test-score ranking and whether the pick is within one standard deviation of the
 best body, and the cost of choosing
 against the estimated cost of one fine-tuning run per candidate:
@@ -107,9 +107,9 @@ def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
     higher = next((c[0]["higher_is_better"] for c in cells.values() if c), True)
     metric = next((c[0]["metric"] for c in cells.values() if c), "")
     ratio = {b: float(np.nanmean([_row(s, b)["score"] for s in sels])) for b in bodies}
-    rung = {b: float(np.nanmean([_row(s, b).get("rung_score") or np.nan for s in sels])) for b in bodies}
-    summary = {"task": task, "metric": metric, "higher_is_better": higher, "ratio": ratio, "rung": rung,
-               "scores": scores, "picks": [_pick(s["rows"], "rung_score", higher) for s in sels],
+    probe = {b: float(np.nanmean([_row(s, b).get("probe_score") or np.nan for s in sels])) for b in bodies}
+    summary = {"task": task, "metric": metric, "higher_is_better": higher, "ratio": ratio, "probe": probe,
+               "scores": scores, "picks": [_pick(s["rows"], "probe_score", higher) for s in sels],
                "otdd_picks": [_pick(s["rows"], "score", False) for s in sels],
                "choose_s": float(np.mean([s["seconds"] for s in sels])),
                "finetune_est_s": {b: float(np.mean([_row(s, b)["finetune_estimate_s"] for s in sels])) for b in bodies},
@@ -121,7 +121,7 @@ def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
         sign = -1.0 if higher else 1.0  # rank 1 = best on every side
         score_rank = [sign * mean[b] for b in bodies]
         summary.update(mean=mean, best=best, best_std=std)
-        for rule, picks, ranked in (("rung", summary["picks"], [sign * rung[b] for b in bodies]),
+        for rule, picks, ranked in (("probe_rule", summary["picks"], [sign * probe[b] for b in bodies]),
                                     ("otdd", summary["otdd_picks"], [ratio[b] for b in bodies])):
             pick = max(set(picks), key=picks.count)
             summary[rule] = {"pick": pick, "within": abs(mean[pick] - mean[best]) <= std + 1e-12,
@@ -135,10 +135,11 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
              "`python benchmarks/body_choice.py --seeds " + ",".join(map(str, seeds)) + f" --out {out}` — strategy "
              "orca at each task's suite settings (EfficientNet: its own token grid and lr, the suite's epochs and "
              "batch); OTDD / scale: the final OTDD after select-body's short stage 2 divided by the body's source "
-             "scale (lower = closer to the body's own modality); rung: select-body's default rule, the validation "
-             "score (held-out *training* rows) after the short stage 2 and a fine-tuning rung of 5 % of a full "
-             "run's steps; score = test metric of the full orca run, mean ± std over the finished seeds.", "",
-             "| task | metric | body | OTDD / scale | rung validation | test score | seeds done | cell s | "
+             "scale (lower = closer to the body's own modality); probe: select-body's default rule, the validation "
+             "score (held-out *training* rows) of a linear probe (the head alone, fitted in closed form on the "
+             "frozen features after the short stage 2); score = test metric of the full orca run, mean ± std over "
+             "the finished seeds.", "",
+             "| task | metric | body | OTDD / scale | probe validation | test score | seeds done | cell s | "
              "fine-tuning est. s |", "|---|---|---|---|---|---|---|---|---|"]
     summaries = [s for t in tasks if (s := _task_summary(t, seeds, out)) is not None]
     for s in summaries:
@@ -146,17 +147,17 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
             v = s["scores"][b]
             shown = f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}" if v else "—"
             cell = f"{s['cell_s'][b]:.0f}" if s["cell_s"][b] is not None else "—"
-            marks = [m for m, picks in (("rung pick", s["picks"]), ("OTDD pick", s["otdd_picks"])) if b in picks]
+            marks = [m for m, picks in (("probe pick", s["picks"]), ("OTDD pick", s["otdd_picks"])) if b in picks]
             mark = f" ({', '.join(marks)})" if marks else ""
-            lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {s['rung'][b]:.4g} | {shown} | "
+            lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {s['probe'][b]:.4g} | {shown} | "
                          f"{len(v)} | {cell} | {s['finetune_est_s'][b]:.0f} |")
-    lines += ["", "| task | best (test, mean) | rung pick | within 1 std | Spearman rung vs test | OTDD pick | "
+    lines += ["", "| task | best (test, mean) | probe pick | within 1 std | Spearman probe vs test | OTDD pick | "
               "within 1 std | Spearman OTDD vs test | choosing s (all candidates) | "
               "choosing ÷ (candidates × fine-tuning est.) |", "|---|---|---|---|---|---|---|---|---|---|"]
     complete = [s for s in summaries if "best" in s]
     for s in complete:
         share = s["choose_s"] / sum(s["finetune_est_s"].values())
-        r, o = s["rung"], s["otdd"]
+        r, o = s["probe_rule"], s["otdd"]
         lines.append(f"| {s['task']} | {s['best']} | {r['pick']} | {'yes' if r['within'] else 'no'} | "
                      f"{r['spearman']:+.2f} | {o['pick']} | {'yes' if o['within'] else 'no'} | {o['spearman']:+.2f} | "
                      f"{s['choose_s']:.0f} | {share:.0%} |")
@@ -165,9 +166,9 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
         beats = sum(1 for s in vision if s["mean"]["efficientnet-lite0"] != s["mean"]["minilm-l6"]
                     and (s["mean"]["efficientnet-lite0"] > s["mean"]["minilm-l6"]) == s["higher_is_better"])
         n = len(complete)
-        lines += ["", f"Tasks with every body scored: {n} of {len(tasks)}. Rung pick within one std of the best: "
-                  f"{sum(s['rung']['within'] for s in complete)}/{n} (mean Spearman "
-                  f"{np.nanmean([s['rung']['spearman'] for s in complete]):+.2f}); OTDD pick: "
+        lines += ["", f"Tasks with every body scored: {n} of {len(tasks)}. Probe pick within one std of the best: "
+                  f"{sum(s['probe_rule']['within'] for s in complete)}/{n} (mean Spearman "
+                  f"{np.nanmean([s['probe_rule']['spearman'] for s in complete]):+.2f}); OTDD pick: "
                   f"{sum(s['otdd']['within'] for s in complete)}/{n} (mean Spearman "
                   f"{np.nanmean([s['otdd']['spearman'] for s in complete]):+.2f}). EfficientNet-Lite0 beats "
                   f"MiniLM-L6 on {beats}/{len(vision)} image/field tasks scored."]

@@ -30,13 +30,13 @@ def test_two_bodies_are_ranked_by_their_normalised_final_otdd():
     assert all(r["rung_score"] is None for r in sel.rows)  # the OTDD rule fine-tunes nothing
 
 
-def test_the_default_rule_picks_the_best_validation_score_of_a_short_rung():
+def test_the_rung_rule_picks_the_best_validation_score_of_a_short_rung():
     """Each candidate: the short stage 2, then a rung of fine-tuning scored on held-out *training* rows; the
     pick is the best score, and the rung's epochs are the asked share of a full run's steps (≥ 1 epoch)."""
     X, y = _images(60)
     cfg = {"max_tokens": 16, "source_size": 60, "epochs": 10, "batch_size": 8, "lr": 1e-3, "validation": 0.25}
     sel = select_body(X, y, ["vit-tiny-random", "swin-tiny-random"], cfg, subsample=40, align_epochs=2,
-                      rung=0.2, progress=False)
+                      rule="rung", rung=0.2, progress=False)
     assert sel.settings["rule"] == "rung" and sel.settings["validation_rows"] == 16  # 25 % of 60, stratified
     assert sel.settings["subsample"] == 40  # 44 fitting rows, at most 40 of them
     for r in sel.rows:
@@ -44,6 +44,19 @@ def test_the_default_rule_picks_the_best_validation_score_of_a_short_rung():
         assert r["rung_epochs"] == 4  # 20 % of a full run's 10 × 8 steps = 16 steps → 4 epochs of 5 steps
     best = max(sel.rows, key=lambda r: r["rung_score"])
     assert sel.pick == best["body"] and "rung validation score" in sel.to_markdown()
+
+
+def test_the_default_rule_picks_the_best_linear_probe_on_held_out_training_rows():
+    """No fine-tuning: the short stage 2, then each body's head fitted in closed form and scored on the
+    held-out rows; a separable task is learned by the probe (above chance) and the pick is the best."""
+    X, y = _images(60)
+    sel = select_body(X, y, ["vit-tiny-random", "swin-tiny-random"], {"max_tokens": 16, "source_size": 60},
+                      subsample=40, align_epochs=1, progress=False)
+    assert sel.settings["rule"] == "probe" and sel.settings["validation_rows"] == 12  # 20 % of 60
+    for r in sel.rows:
+        assert r["rung_epochs"] == 0 and r["rung_score"] is None and 0.0 <= r["probe_score"] <= 1.0
+    assert max(r["probe_score"] for r in sel.rows) > 0.6  # two classes, shifted by 0.8 per pixel
+    assert sel.pick == max(sel.rows, key=lambda r: r["probe_score"])["body"]
 
 
 def test_a_candidate_that_diverges_is_ranked_last_and_all_diverging_is_an_error(monkeypatch):

@@ -184,7 +184,7 @@ def cmd_bodies(args: argparse.Namespace) -> int:
 
 
 def cmd_select_body(args: argparse.Namespace) -> int:
-    """Rank candidate bodies on DATA's training split: a short stage 2 and a short fine-tuning rung each."""
+    """Rank candidate bodies on DATA's training split: a short stage 2 and a linear probe each."""
     cfg = settings_of(args)
     bodies = [b.strip() for b in args.bodies.split(",") if b.strip()] if args.bodies else None
     ds = read_data(args.data, args, cfg.task, cfg.spatial_dims)

@@ -188,13 +188,14 @@ def _add_evaluate(sub: Any) -> None:
 
 
 def _add_select_body(sub: Any) -> None:
-    p = sub.add_parser("select-body", help="rank bodies for DATA: a short stage 2 and a short fine-tuning rung each",
+    p = sub.add_parser("select-body", help="rank bodies for DATA: a short stage 2 and a linear probe each",
                        description="For each candidate body, a short stage 2 (ORCA's OTDD) on a subsample of "
-                       "DATA's training split, then a short fine-tuning rung scored on held-out training rows "
-                       "(--validation share); a table of the final OTDD divided by the body's source scale "
-                       "(comparable within a family, not across: see xmodal.estimator.body_selection), the rung's "
-                       "validation score, the time it took and an estimate of one fine-tuning run. The pick has "
-                       "the best rung score (--rule otdd: the lowest OTDD / scale, no fine-tuning). --align-epochs "
+                       "DATA's training split, then a linear probe (the head alone, fitted in closed form on the "
+                       "body's frozen features) scored on held-out training rows (--validation share). A table "
+                       "gives the final OTDD divided by the body's source scale (comparable within a family, not "
+                       "across: see xmodal.estimator.body_selection), the probe's validation score, the time it "
+                       "took and an estimate of one fine-tuning run. The pick has the best probe score (--rule "
+                       "rung: a short fine-tuning rung instead; --rule otdd: the lowest OTDD / scale). --align-epochs "
                        "sets the short stage 2 (default here: 10). The test split is never read.")
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--bodies", default=None,
@@ -202,9 +203,10 @@ def _add_select_body(sub: Any) -> None:
                    "installed)")
     p.add_argument("--subsample", type=int, default=500,
                    help="training rows that run stage 2 and the rung, and held-out rows that score it (default 500)")
-    p.add_argument("--rule", default="rung", choices=("rung", "otdd"),
-                   help="rung: best validation score after a short fine-tuning rung (default); otdd: lowest "
-                   "final OTDD / source scale")
+    p.add_argument("--rule", default="probe", choices=("probe", "rung", "otdd"),
+                   help="probe: best validation score of a linear probe on the aligned body's features (default); "
+                   "rung: best validation score after a short fine-tuning rung; otdd: lowest final OTDD / source "
+                   "scale")
     p.add_argument("--rung", type=float, default=0.05,
                    help="the rung's optimiser steps as a share of one fine-tuning run's (default 0.05)")
     _add_csv_args(p)

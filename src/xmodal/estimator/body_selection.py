@@ -13,13 +13,15 @@ when a body's features are rescaled. The pick is the candidate with the lowest `
 That normalisation makes OTDD comparable across bodies of one family, but not across families: a CNN's
 source proxy (MNIST through its pretrained stem, mean-pooled) is nearly constant, so its scale is tiny
 and its ratio huge, although it fine-tunes best on images (``python benchmarks/body_choice.py``). The
-default rule (``rule="rung"``) is therefore measured, not predicted: after the same short stage 2, each
-candidate fine-tunes for a short rung (``rung`` × the optimiser steps of one full fine-tuning run, at
-least one epoch of the subsample; an ASHA rung in the papers' tuning) and is scored on held-out rows of
-the *training* split (the ``validation`` share, at most ``subsample`` rows); the pick has the best
-validation score. ``rule="otdd"`` picks the lowest ``OTDD / s`` without fine-tuning. Both columns are
-always in the table. A candidate whose rung diverges is ranked last and marked so; if every one
-diverges, :class:`~xmodal.errors.TrainingDiverged` is raised.
+default rule (``rule="probe"``) is therefore measured, not predicted: after the same short stage 2, each
+candidate's head alone is fitted in closed form on its frozen features of the subsample (a linear probe,
+:mod:`xmodal.evaluate.linear_probe`: forward passes only) and scored with the task's metric on held-out
+rows of the *training* split (the ``validation`` share, at most ``subsample`` rows); the pick has the
+best probe score. ``rule="rung"`` fine-tunes the whole model for a short rung instead (``rung`` × the
+optimiser steps of one full fine-tuning run, at least one epoch of the subsample; an ASHA rung), which
+costs more and, at 5 %, ranked worse on mnist-5k; ``rule="otdd"`` picks the lowest ``OTDD / s``
+without either. A candidate that diverges while choosing is ranked last and marked so; if every one diverges,
+:class:`~xmodal.errors.TrainingDiverged` is raised.
 
 The cost of choosing is reported next to an estimate of one fine-tuning run per candidate: one
 stage-3 optimiser step is timed on the aligned model and multiplied by the steps a full fit of the
@@ -41,6 +43,7 @@ from xmodal.config import RunConfig
 from xmodal.data.split import validation_split
 from xmodal.defaults import resolve_settings
 from xmodal.errors import TrainingDiverged, XmodalError
+from xmodal.evaluate.linear_probe import fit_linear_head
 from xmodal.evaluate.metrics import get_metric
 from xmodal.model.bodies import FAMILIES, body_fingerprint, resolve_body
 from xmodal.registry import Registry
@@ -55,25 +58,30 @@ AUTO_BODY = "auto"
 
 @dataclass(frozen=True)
 class SelectionRule:
-    """How :func:`select_body` picks: the row field it ranks by, whether it fine-tunes a rung, its words."""
+    """How :func:`select_body` picks: the row field it ranks by, what it runs after stage 2, its words."""
 
     name: str
-    fine_tunes: bool
+    key: str
+    after_stage2: str  # "nothing", "probe" (a closed-form linear head) or "rung" (a short fine-tuning)
     words: str
 
     def order(self, row: dict[str, Any], higher_is_better: bool) -> float:
-        """Sort key of a row, lower first (a diverged rung sorts last)."""
-        if not self.fine_tunes:
-            return row["score"]
-        value = row["rung_score"]
-        return math.inf if value is None or not math.isfinite(value) else (-value if higher_is_better else value)
+        """Sort key of a row, lower first; metric-valued keys follow the metric's direction, a missing or
+        non-finite value (a diverged rung) sorts last."""
+        value = row.get(self.key)
+        if value is None or not math.isfinite(value):
+            return math.inf
+        return value if self.key == "score" or not higher_is_better else -value
 
 
 #: the selection rules (see the module docstring)
 RULES: Registry[SelectionRule] = Registry("body selection rule")
-RULES.add("rung", SelectionRule("rung", True, "best validation score after a short stage 2 and a rung of stage 3"))
-RULES.add("otdd", SelectionRule("otdd", False, "lowest final OTDD / source scale after a short stage 2"))
-DEFAULT_RULE = "rung"
+RULES.add("probe", SelectionRule("probe", "probe_score", "probe", "best validation score of a linear probe on "
+                                 "the body's features after a short stage 2"))
+RULES.add("rung", SelectionRule("rung", "rung_score", "rung", "best validation score after a short stage 2 and a "
+                                "rung of stage 3"))
+RULES.add("otdd", SelectionRule("otdd", "score", "nothing", "lowest final OTDD / source scale after a short stage 2"))
+DEFAULT_RULE = "probe"
 
 
 @dataclass
@@ -89,16 +97,18 @@ class BodySelection:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_markdown(self) -> str:
-        lines = ["| body | width | OTDD before → after | source scale | OTDD / scale | rung validation score | "
-                 "choosing s | one fine-tuning run s (est.) | choosing / fine-tuning |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+        lines = ["| body | width | OTDD before → after | source scale | OTDD / scale | probe validation score | "
+                 "rung validation score | choosing s | one fine-tuning run s (est.) | choosing / fine-tuning |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             share = r["seconds"] / r["finetune_estimate_s"] if r["finetune_estimate_s"] else float("nan")
             mark = " **(pick)**" if r["body"] == self.pick else ""
-            rung = r.get("rung_score")
+            rung, probe = r.get("rung_score"), r.get("probe_score")
             rung_text = "diverged" if r.get("diverged") else ("—" if rung is None else f"{rung:.4g}")
+            probe_text = "—" if probe is None else f"{probe:.4g}"
             lines.append(f"| {r['body']}{mark} | {r['width']} | {r['initial_distance']:.4g} → "
-                         f"{r['final_distance']:.4g} | {r['source_scale']:.4g} | {r['score']:.4g} | {rung_text} | "
+                         f"{r['final_distance']:.4g} | {r['source_scale']:.4g} | {r['score']:.4g} | {probe_text} | "
+                         f"{rung_text} | "
                          f"{r['seconds']:.1f} | {r['finetune_estimate_s']:.0f} | {share:.0%} |")
         return "\n".join(lines + ["", f"Rule: {self.rule}."])
 
@@ -164,8 +174,8 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
         subsample: at most this many training rows (class-stratified for class labels) run stage 2 and the
             rung; at most as many held-out rows score the rung.
         align_epochs: stage-2 epochs per candidate (a short stage 2: ORCA's runs 60).
-        rule: ``"rung"`` (default: best validation score after a short fine-tuning rung) or ``"otdd"``
-            (lowest final OTDD / source scale); :data:`RULES`.
+        rule: ``"probe"`` (default: best validation score of a linear probe), ``"rung"`` (best validation
+            score after a short fine-tuning rung) or ``"otdd"`` (lowest final OTDD / source scale); :data:`RULES`.
         rung: the rung's optimiser steps as a share of one full fine-tuning run's (default 0.05), at least one
             epoch of the subsample.
         progress: one line per candidate.
@@ -186,7 +196,8 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
     Xc, yc, kind = probe._check_training_data(as_array(X), as_array(y), probe.config())
     names = _candidates(bodies, Xc.ndim - 2)
     fit_idx, val_idx = np.arange(len(Xc)), np.arange(0)
-    if how.fine_tunes:  # the rung is scored on held-out training rows
+    scored = how.after_stage2 != "nothing"
+    if scored:  # the probe or rung is scored on held-out training rows
         fit_idx, val_idx = validation_split(yc, base.validation or 0.2, base.seed, stratify=kind.class_labels)
     fit_idx, val_idx = _at_most(fit_idx, yc, subsample, base.seed, kind), _at_most(val_idx, yc, subsample,
                                                                                     base.seed, kind)
@@ -200,7 +211,7 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
         full, _ = resolve_settings(base.replace(body=name), len(Xc), tuple(Xc.shape[2:]), body=FAMILIES[source.family])
         full_steps = math.ceil(math.ceil(len(Xc) / full.batch_size) / full.accumulate) * full.epochs
         epoch_steps = math.ceil(math.ceil(len(Xs) / full.batch_size) / full.accumulate)
-        epochs = max(1, math.ceil(rung * full_steps / epoch_steps)) if how.fine_tunes else 0
+        epochs = max(1, math.ceil(rung * full_steps / epoch_steps)) if how.after_stage2 == "rung" else 0
         cfg = base.replace(body=name, strategy="orca", align=None, epochs=epochs, batch_size=full.batch_size,
                            validation=0, refit=False, align_epochs=int(align_epochs), verbose=False, task=kind.name)
         est = CrossModalEstimator(**cfg.to_dict())
@@ -208,27 +219,31 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
         try:
             with warnings.catch_warnings():  # a rung is short by design: its score, not a warning, says how it did
                 warnings.simplefilter("ignore", NotLearnedWarning)
-                est.fit(Xs, ys, validation_data=(Xc[val_idx], yc[val_idx]) if how.fine_tunes else None)
+                est.fit(Xs, ys, validation_data=(Xc[val_idx], yc[val_idx]) if epochs else None)
         except TrainingDiverged as err:  # ranked last and marked; the error is in the row and printed
-            if not how.fine_tunes:
-                raise
             row.update(width=None, initial_distance=math.nan, final_distance=math.nan, source_scale=math.nan,
-                       score=math.nan, rung_score=None, rung_epochs=epochs, diverged=True, error=str(err),
+                       score=math.nan, probe_score=None, rung_score=None, rung_epochs=epochs, diverged=True,
+                       error=str(err),
                        seconds=time.perf_counter() - t0, finetune_estimate_s=math.nan)
             out.append(row)
             if progress:
                 print(f"{name}: diverged in choosing ({err})", flush=True)
             continue
+        probe = None
+        if how.after_stage2 == "probe":  # the aligned model's frozen features, a closed-form head, held-out rows
+            fit_linear_head(est.model_, Xs, ys)
+            probe = float(est.score(Xc[val_idx], yc[val_idx], metric=kind.default_metric))
         scale = _source_scale(est.model_.body, source, cfg)
         rep = est.report_.align
         row.update(width=est.model_.body.in_width, initial_distance=rep["initial_distance"],
                    final_distance=rep["final_distance"], source_scale=scale, score=rep["final_distance"] / scale,
-                   rung_score=float(est.validation_score_) if how.fine_tunes else None,
+                   probe_score=probe, rung_score=float(est.validation_score_) if epochs else None,
                    rung_epochs=epochs, diverged=False, seconds=time.perf_counter() - t0)
         row["finetune_estimate_s"] = _step_seconds(est, Xc, yc, full.batch_size) * full_steps
         out.append(row)
         if progress:
-            rung_text = f", rung ({epochs} epochs) validation {row['rung_score']:.4g}" if how.fine_tunes else ""
+            rung_text = f", rung ({epochs} epochs) validation {row['rung_score']:.4g}" if epochs else ""
+            rung_text += f", linear probe validation {probe:.4g}" if probe is not None else ""
             print(f"{name}: OTDD {row['initial_distance']:.4g} → {row['final_distance']:.4g}, / source scale "
                   f"{scale:.4g} = {row['score']:.4g}{rung_text} ({row['seconds']:.0f} s)", flush=True)
     if all(r["diverged"] for r in out):
@@ -236,11 +251,13 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
                                "learning rate (lr=…) or choose a body with body=…")
     pick = min(out, key=lambda r: how.order(r, higher))["body"]
     words = f"{how.words} ({align_epochs} stage-2 epochs on {len(Xs)} training rows"
-    words += f"; rung of {rung:.0%} of a fine-tuning run's steps, scored on {len(val_idx)} held-out rows)" \
-        if how.fine_tunes else ")"
+    if how.after_stage2 == "rung":
+        words += f"; rung of {rung:.0%} of a fine-tuning run's steps"
+    words += f"; scored on {len(val_idx)} held-out training rows)" if scored else ")"
     return BodySelection(out, pick, words, time.perf_counter() - t_all,
                          {"subsample": len(Xs), "align_epochs": int(align_epochs), "rule": how.name,
-                          "rung": float(rung) if how.fine_tunes else None, "validation_rows": len(val_idx)})
+                          "rung": float(rung) if how.after_stage2 == "rung" else None,
+                          "validation_rows": len(val_idx)})
 
 
 def _at_most(idx: np.ndarray, y: np.ndarray, n: int, seed: int, kind: Any) -> np.ndarray:

@@ -24,8 +24,16 @@ class PooledHead(nn.Module):
         super().__init__()
         self.linear = nn.Linear(width, num_outputs)
 
+    def linear_inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What :attr:`linear` reads: ``(N, T, D)`` → ``(N, D)``."""
+        return features.mean(dim=1)
+
+    def arrange(self, values: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+        """:attr:`linear`'s outputs ``(N, K)`` as the head's output (unchanged)."""
+        return values
+
     def forward(self, features: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
-        return self.linear(features.mean(dim=1))
+        return self.arrange(self.linear(self.linear_inputs(features)), grid)
 
 
 def unpatchify(values: torch.Tensor, grid: Sequence[int], k: int, channels: int) -> torch.Tensor:
@@ -54,9 +62,17 @@ class DenseHead(nn.Module):
         self.num_outputs = num_outputs
         self.linear = nn.Linear(width, num_outputs * k ** len(self.spatial))
 
-    def forward(self, features: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+    def linear_inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What :attr:`linear` reads: the tokens ``(N, T, D)`` themselves."""
+        return features
+
+    def arrange(self, values: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+        """:attr:`linear`'s outputs ``(N, T, k^d·K)`` → ``(N, K, *S)``: un-patchified, padding cropped."""
         if grid is None:
             raise ValueError("DenseHead needs the token grid")
-        out = unpatchify(self.linear(features), grid, self.k, self.num_outputs)
+        out = unpatchify(values, grid, self.k, self.num_outputs)
         crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in self.spatial)
         return out[crop]
+
+    def forward(self, features: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+        return self.arrange(self.linear(self.linear_inputs(features)), grid)

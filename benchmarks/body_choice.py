@@ -182,7 +182,7 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(IMAGE_TASKS + SERIES_TASKS))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--subsample", type=int, default=500, help="training rows select-body aligns on and scores on")
-    ap.add_argument("--align-epochs", type=int, default=10, help="select-body's stage-2 epochs per body")
+    ap.add_argument("--align-epochs", type=int, default=5, help="select-body's stage-2 epochs per body")
     ap.add_argument("--out", type=Path, default=Path("results/bodies"))
     ap.add_argument("--report", action="store_true", help="run nothing; write the report from what is done")
     args = ap.parse_args()

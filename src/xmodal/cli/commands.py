@@ -193,7 +193,7 @@ def cmd_select_body(args: argparse.Namespace) -> int:
 
     print(ds.summary())
     sel = select_body(ds.fit_inputs(ds.X_train), named_labels(ds, ds.y_train), bodies, cfg.replace(task=ds.task),
-                      subsample=args.subsample, align_epochs=cfg.align_epochs or 10, rule=args.rule, rung=args.rung,
+                      subsample=args.subsample, align_epochs=cfg.align_epochs or 5, rule=args.rule, rung=args.rung,
                       progress=not args.quiet)
     print()
     print(sel.to_markdown())

@@ -196,7 +196,7 @@ def _add_select_body(sub: Any) -> None:
                        "across: see xmodal.estimator.body_selection), the probe's validation score, the time it "
                        "took and an estimate of one fine-tuning run. The pick has the best probe score (--rule "
                        "rung: a short fine-tuning rung instead; --rule otdd: the lowest OTDD / scale). --align-epochs "
-                       "sets the short stage 2 (default here: 10). The test split is never read.")
+                       "sets the short stage 2 (default here: 5). The test split is never read.")
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--bodies", default=None,
                    help="comma-separated candidates (default: minilm-l6, mpnet-base, efficientnet-lite0 where "

@@ -82,6 +82,9 @@ RULES.add("rung", SelectionRule("rung", "rung_score", "rung", "best validation s
                                 "rung of stage 3"))
 RULES.add("otdd", SelectionRule("otdd", "score", "nothing", "lowest final OTDD / source scale after a short stage 2"))
 DEFAULT_RULE = "probe"
+#: target rows per class of the distance logged after each short stage-2 epoch (a fit's default is 100): the
+#: logged OTDD is most of a short stage 2's cost, and the choice only reads its first and last values
+CURVE_PER_CLASS = 25
 
 
 @dataclass
@@ -161,7 +164,7 @@ def _candidates(bodies: Any, n_spatial: int) -> list[str]:
 
 
 def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = None,
-                config: RunConfig | dict | None = None, *, subsample: int = 500, align_epochs: int = 10,
+                config: RunConfig | dict | None = None, *, subsample: int = 500, align_epochs: int = 5,
                 rule: str = DEFAULT_RULE, rung: float = 0.05, progress: bool = True) -> BodySelection:
     """Rank ``bodies`` (default :data:`DEFAULT_CANDIDATES` that are installed and take the input's rank) on
     training data ``(X, y)`` (see the module docstring).
@@ -213,7 +216,8 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
         epoch_steps = math.ceil(math.ceil(len(Xs) / full.batch_size) / full.accumulate)
         epochs = max(1, math.ceil(rung * full_steps / epoch_steps)) if how.after_stage2 == "rung" else 0
         cfg = base.replace(body=name, strategy="orca", align=None, epochs=epochs, batch_size=full.batch_size,
-                           validation=0, refit=False, align_epochs=int(align_epochs), verbose=False, task=kind.name)
+                           validation=0, refit=False, align_epochs=int(align_epochs), verbose=False, task=kind.name,
+                           align_curve_per_class=min(base.align_curve_per_class or CURVE_PER_CLASS, CURVE_PER_CLASS))
         est = CrossModalEstimator(**cfg.to_dict())
         row: dict[str, Any] = {"body": name}
         try:

@@ -199,7 +199,7 @@ def _add_select_body(sub: Any) -> None:
                        "sets the short stage 2 (default here: 5). The test split is never read.")
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--bodies", default=None,
-                   help="comma-separated candidates (default: minilm-l6, mpnet-base, efficientnet-lite0 where "
+                   help="comma-separated candidates (default: minilm-l6, efficientnet-lite0, mpnet-base where "
                    "installed)")
     p.add_argument("--subsample", type=int, default=500,
                    help="training rows that run stage 2 and the rung, and held-out rows that score it (default 500)")

@@ -17,7 +17,8 @@ default rule (``rule="probe"``) is therefore measured, not predicted: after the 
 candidate's head alone is fitted in closed form on its frozen features of the subsample (a linear probe,
 :mod:`xmodal.evaluate.linear_probe`: forward passes only) and scored with the task's metric on held-out
 rows of the *training* split (the ``validation`` share, at most ``subsample`` rows); the pick has the
-best probe score. ``rule="rung"`` fine-tunes the whole model for a short rung instead (``rung`` × the
+best probe score, ties going to the earlier candidate (:data:`DEFAULT_CANDIDATES` lists the cheapest
+first). ``rule="rung"`` fine-tunes the whole model for a short rung instead (``rung`` × the
 optimiser steps of one full fine-tuning run, at least one epoch of the subsample; an ASHA rung), which
 costs more and, at 5 %, ranked worse on mnist-5k; ``rule="otdd"`` picks the lowest ``OTDD / s``
 without either. A candidate that diverges while choosing is ranked last and marked so; if every one diverges,
@@ -50,8 +51,9 @@ from xmodal.registry import Registry
 
 __all__ = ["BodySelection", "select_body", "DEFAULT_CANDIDATES", "AUTO_BODY", "SelectionRule", "RULES"]
 
-#: the offline bodies ``body="auto"`` chooses among (those installed and able to take the input's rank)
-DEFAULT_CANDIDATES = ("minilm-l6", "mpnet-base", "efficientnet-lite0")
+#: the offline bodies ``body="auto"`` chooses among (those installed and able to take the input's rank), cheapest
+#: to fine-tune first: ties go to the earlier one
+DEFAULT_CANDIDATES = ("minilm-l6", "efficientnet-lite0", "mpnet-base")
 #: ``body=AUTO_BODY`` in ``fit``: choose among :data:`DEFAULT_CANDIDATES` with :func:`select_body` first
 AUTO_BODY = "auto"
 

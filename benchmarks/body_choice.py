@@ -173,7 +173,8 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
                          f"{len(v)} | {cell} | {s['finetune_est_s'][b]:.0f} |")
     lines += ["", "| task | constant prediction (test) | best (test, mean) | probe pick | within 1 std | "
               "Spearman probe vs test | OTDD pick | within 1 std | Spearman OTDD vs test | "
-              "choosing s (all candidates) | choosing ÷ (candidates × fine-tuning est.) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "choosing s (all candidates) | choosing ÷ (candidates × fine-tuning est.) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     complete = [s for s in summaries if "best" in s]
     for s in complete:
         share = s["choose_s"] / sum(s["finetune_est_s"].values())

@@ -190,7 +190,6 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
     """
     from xmodal.estimator.core import CrossModalEstimator  # core imports this module: import on use
     from xmodal.estimator.inputs import as_array
-    from xmodal.estimator.runs import NotLearnedWarning
 
     base = (config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))).validate()
     how = RULES[rule]
@@ -206,64 +205,73 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
         fit_idx, val_idx = validation_split(yc, base.validation or 0.2, base.seed, stratify=kind.class_labels)
     fit_idx, val_idx = _at_most(fit_idx, yc, subsample, base.seed, kind), _at_most(val_idx, yc, subsample,
                                                                                     base.seed, kind)
-    Xs, ys = Xc[fit_idx], yc[fit_idx]
     higher = get_metric(kind.default_metric).higher_is_better
     t_all = time.perf_counter()
     out = []
     for name in names:
-        t0 = time.perf_counter()
-        source = resolve_body(name)
-        full, _ = resolve_settings(base.replace(body=name), len(Xc), tuple(Xc.shape[2:]), body=FAMILIES[source.family])
-        full_steps = math.ceil(math.ceil(len(Xc) / full.batch_size) / full.accumulate) * full.epochs
-        epoch_steps = math.ceil(math.ceil(len(Xs) / full.batch_size) / full.accumulate)
-        epochs = max(1, math.ceil(rung * full_steps / epoch_steps)) if how.after_stage2 == "rung" else 0
-        cfg = base.replace(body=name, strategy="orca", align=None, epochs=epochs, batch_size=full.batch_size,
-                           validation=0, refit=False, align_epochs=int(align_epochs), verbose=False, task=kind.name,
-                           align_curve_per_class=min(base.align_curve_per_class or CURVE_PER_CLASS, CURVE_PER_CLASS))
-        est = CrossModalEstimator(**cfg.to_dict())
-        row: dict[str, Any] = {"body": name}
-        try:
-            with warnings.catch_warnings():  # a rung is short by design: its score, not a warning, says how it did
-                warnings.simplefilter("ignore", NotLearnedWarning)
-                est.fit(Xs, ys, validation_data=(Xc[val_idx], yc[val_idx]) if epochs else None)
-        except TrainingDiverged as err:  # ranked last and marked; the error is in the row and printed
-            row.update(width=None, initial_distance=math.nan, final_distance=math.nan, source_scale=math.nan,
-                       score=math.nan, probe_score=None, rung_score=None, rung_epochs=epochs, diverged=True,
-                       error=str(err),
-                       seconds=time.perf_counter() - t0, finetune_estimate_s=math.nan)
-            out.append(row)
-            if progress:
-                print(f"{name}: diverged in choosing ({err})", flush=True)
-            continue
-        probe = None
-        if how.after_stage2 == "probe":  # the aligned model's frozen features, a closed-form head, held-out rows
-            fit_linear_head(est.model_, Xs, ys)
-            probe = float(est.score(Xc[val_idx], yc[val_idx], metric=kind.default_metric))
-        scale = _source_scale(est.model_.body, source, cfg)
-        rep = est.report_.align
-        row.update(width=est.model_.body.in_width, initial_distance=rep["initial_distance"],
-                   final_distance=rep["final_distance"], source_scale=scale, score=rep["final_distance"] / scale,
-                   probe_score=probe, rung_score=float(est.validation_score_) if epochs else None,
-                   rung_epochs=epochs, diverged=False, seconds=time.perf_counter() - t0)
-        row["finetune_estimate_s"] = _step_seconds(est, Xc, yc, full.batch_size) * full_steps
-        out.append(row)
-        if progress:
-            rung_text = f", rung ({epochs} epochs) validation {row['rung_score']:.4g}" if epochs else ""
-            rung_text += f", linear probe validation {probe:.4g}" if probe is not None else ""
-            print(f"{name}: OTDD {row['initial_distance']:.4g} → {row['final_distance']:.4g}, / source scale "
-                  f"{scale:.4g} = {row['score']:.4g}{rung_text} ({row['seconds']:.0f} s)", flush=True)
+        out.append(_candidate_row(name, base, how, Xc, yc, fit_idx, val_idx, kind, int(align_epochs), rung, progress))
     if all(r["diverged"] for r in out):
         raise TrainingDiverged(f"every candidate body diverged while choosing ({', '.join(names)}); lower the "
                                "learning rate (lr=…) or choose a body with body=…")
     pick = min(out, key=lambda r: how.order(r, higher))["body"]
-    words = f"{how.words} ({align_epochs} stage-2 epochs on {len(Xs)} training rows"
+    words = f"{how.words} ({align_epochs} stage-2 epochs on {len(fit_idx)} training rows"
     if how.after_stage2 == "rung":
         words += f"; rung of {rung:.0%} of a fine-tuning run's steps"
     words += f"; scored on {len(val_idx)} held-out training rows)" if scored else ")"
     return BodySelection(out, pick, words, time.perf_counter() - t_all,
-                         {"subsample": len(Xs), "align_epochs": int(align_epochs), "rule": how.name,
+                         {"subsample": len(fit_idx), "align_epochs": int(align_epochs), "rule": how.name,
                           "rung": float(rung) if how.after_stage2 == "rung" else None,
                           "validation_rows": len(val_idx)})
+
+
+def _candidate_row(name: str, base: RunConfig, how: SelectionRule, Xc: np.ndarray, yc: np.ndarray,
+                   fit_idx: np.ndarray, val_idx: np.ndarray, kind: Any, align_epochs: int, rung: float,
+                   progress: bool) -> dict[str, Any]:
+    """One candidate's row of :func:`select_body`: the short stage 2 on rows ``fit_idx``, then the rule's
+    probe or rung scored on rows ``val_idx``, the source scale and the fine-tuning estimate."""
+    from xmodal.estimator.core import CrossModalEstimator  # core imports this module: import on use
+    from xmodal.estimator.runs import NotLearnedWarning
+
+    t0 = time.perf_counter()
+    Xs, ys = Xc[fit_idx], yc[fit_idx]
+    source = resolve_body(name)
+    full, _ = resolve_settings(base.replace(body=name), len(Xc), tuple(Xc.shape[2:]), body=FAMILIES[source.family])
+    full_steps = math.ceil(math.ceil(len(Xc) / full.batch_size) / full.accumulate) * full.epochs
+    epoch_steps = math.ceil(math.ceil(len(Xs) / full.batch_size) / full.accumulate)
+    epochs = max(1, math.ceil(rung * full_steps / epoch_steps)) if how.after_stage2 == "rung" else 0
+    cfg = base.replace(body=name, strategy="orca", align=None, epochs=epochs, batch_size=full.batch_size,
+                       validation=0, refit=False, align_epochs=align_epochs, verbose=False, task=kind.name,
+                       align_curve_per_class=min(base.align_curve_per_class or CURVE_PER_CLASS, CURVE_PER_CLASS))
+    est = CrossModalEstimator(**cfg.to_dict())
+    row: dict[str, Any] = {"body": name}
+    try:
+        with warnings.catch_warnings():  # a rung is short by design: its score, not a warning, says how it did
+            warnings.simplefilter("ignore", NotLearnedWarning)
+            est.fit(Xs, ys, validation_data=(Xc[val_idx], yc[val_idx]) if epochs else None)
+    except TrainingDiverged as err:  # ranked last and marked; the error is in the row and printed
+        row.update(width=None, initial_distance=math.nan, final_distance=math.nan, source_scale=math.nan,
+                   score=math.nan, probe_score=None, rung_score=None, rung_epochs=epochs, diverged=True,
+                   error=str(err), seconds=time.perf_counter() - t0, finetune_estimate_s=math.nan)
+        if progress:
+            print(f"{name}: diverged in choosing ({err})", flush=True)
+        return row
+    probe = None
+    if how.after_stage2 == "probe":  # the aligned model's frozen features, a closed-form head, held-out rows
+        fit_linear_head(est.model_, Xs, ys)
+        probe = float(est.score(Xc[val_idx], yc[val_idx], metric=kind.default_metric))
+    scale = _source_scale(est.model_.body, source, cfg)
+    rep = est.report_.align
+    row.update(width=est.model_.body.in_width, initial_distance=rep["initial_distance"],
+               final_distance=rep["final_distance"], source_scale=scale, score=rep["final_distance"] / scale,
+               probe_score=probe, rung_score=float(est.validation_score_) if epochs else None,
+               rung_epochs=epochs, diverged=False, seconds=time.perf_counter() - t0)
+    row["finetune_estimate_s"] = _step_seconds(est, Xc, yc, full.batch_size) * full_steps
+    if progress:
+        rung_text = f", rung ({epochs} epochs) validation {row['rung_score']:.4g}" if epochs else ""
+        rung_text += f", linear probe validation {probe:.4g}" if probe is not None else ""
+        print(f"{name}: OTDD {row['initial_distance']:.4g} → {row['final_distance']:.4g}, / source scale "
+              f"{scale:.4g} = {row['score']:.4g}{rung_text} ({row['seconds']:.0f} s)", flush=True)
+    return row
 
 
 def _at_most(idx: np.ndarray, y: np.ndarray, n: int, seed: int, kind: Any) -> np.ndarray:

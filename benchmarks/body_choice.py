@@ -83,14 +83,11 @@ def _cells(task: str, body: str, seeds: list[int], out: Path) -> list[dict]:
     return rows
 
 
-def _pick(rows: list[dict], key: str, higher: bool) -> str:
-    """The body a rule picks from one selection's rows (a diverged rung ranks last)."""
-    def order(r: dict) -> float:
-        v = r.get(key)
-        if v is None or not np.isfinite(v):
-            return np.inf
-        return -v if higher else v
-    return min(rows, key=order)["body"]
+def _pick(rows: list[dict], rule: str, higher: bool) -> str:
+    """The body select-body's ``rule`` picks from one selection's rows (its own ordering, ties to the first)."""
+    from xmodal.estimator.body_selection import RULES
+
+    return min(rows, key=lambda r: RULES[rule].order(r, higher))["body"]
 
 
 def constant_reference(task: str) -> float:
@@ -129,8 +126,8 @@ def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
     ratio = {b: float(np.nanmean([_row(s, b)["score"] for s in sels])) for b in bodies}
     probe = {b: float(np.nanmean([_row(s, b).get("probe_score") or np.nan for s in sels])) for b in bodies}
     summary = {"task": task, "metric": metric, "higher_is_better": higher, "ratio": ratio, "probe": probe,
-               "scores": scores, "picks": [_pick(s["rows"], "probe_score", higher) for s in sels],
-               "otdd_picks": [_pick(s["rows"], "score", False) for s in sels],
+               "scores": scores, "picks": [_pick(s["rows"], "probe", higher) for s in sels],
+               "otdd_picks": [_pick(s["rows"], "otdd", higher) for s in sels],
                "choose_s": float(np.mean([s["seconds"] for s in sels])),
                "finetune_est_s": {b: float(np.mean([_row(s, b)["finetune_estimate_s"] for s in sels])) for b in bodies},
                "cell_s": {b: float(np.mean([c["total_s"] for c in cells[b]])) if cells[b] else None for b in bodies}}

@@ -120,3 +120,28 @@ def test_a_diverged_cell_is_recorded_and_the_suite_goes_on(tmp_path, monkeypatch
              "higher_is_better": True, "metric": "accuracy"}]
     chosen = bench.validation_choices(rows, ["auto"])
     assert len(chosen) == 1 and chosen[0]["chosen"] == "finetune" and chosen[0]["value"] == 0.7
+
+
+def test_tuned_cells_share_one_study_per_task(tmp_path, monkeypatch):
+    """``tuned:`` cells of every seed fit at the best settings of one study per task (run with seed 0)."""
+    import json
+
+    import xmodal.tuning
+
+    tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e-3),
+                     dataset="wine")
+    monkeypatch.setitem(SUITE._items, "tiny-wine", tiny)
+    studies = []
+
+    def fake_tune(X, y, config, *, budget, out, progress):  # the best configuration a study would write
+        studies.append((config.seed, out))
+        out.mkdir(parents=True)
+        best = {"max_tokens": 8, "epochs": 1, "batch_size": 16, "lr": 1e-3}
+        (out / "tune.json").write_text(json.dumps({"best_settings": best, "seconds": 12.5}))
+
+    monkeypatch.setattr(xmodal.tuning, "tune", fake_tune)
+    out = tmp_path / "bench"
+    res = bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0, 1], out, body="vit-tiny-random", progress=False)
+    assert studies == [(bench.TUNE_SEED, out / "tune" / "tiny-wine")]
+    assert [(r["seed"], r["tune_s"]) for r in res.rows] == [(0, 12.5), (1, 12.5)]
+    assert all(r["value"] > 0.3 for r in res.rows)  # fitted at the study's settings, scored on the test split

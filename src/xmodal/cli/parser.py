@@ -147,9 +147,9 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--tasks", default=None, help="comma-separated suite tasks (default: all; see --list)")
     p.add_argument("--methods", default="auto,mona,scratch,peer",
                    help="comma-separated strategies, 'peer', 'auto' (orca and finetune, the one with the better "
-                   "validation score kept per seed), 'tuned:<strategy>' and 'tuned:auto' (settings tuned per task "
-                   "and seed first; see --tune-budget) (default: auto,mona,scratch,peer)")
-    p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per (task, seed) of tuned: "
+                   "validation score kept per seed), 'tuned:<strategy>' and 'tuned:auto' (settings tuned once per "
+                   "task, shared by every seed; see --tune-budget) (default: auto,mona,scratch,peer)")
+    p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per task of tuned: "
                    f"methods (default: {DEFAULT_BUDGET})")
     p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--quick", action="store_true",

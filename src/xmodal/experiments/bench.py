@@ -65,22 +65,27 @@ def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_
     if method != PEER:  # xmodal cells: validation run on VALIDATION of the training data, then refit on all
         spec["protocol"] = {"validation": VALIDATION, "refit": True}
     if method.startswith(TUNED):
-        spec["tuning"] = {"budget": tune_budget, "space": "default"}
+        spec["tuning"] = {"budget": tune_budget, "space": "default", "study": f"per task, seed {TUNE_SEED}"}
     return cell_key(spec)
 
 
-def _tuned_settings(task: SuiteTask, data: Any, seed: int, body: str, tune_dir: Path,
-                    budget: str) -> tuple[dict[str, Any], float]:
-    """The tuned settings of (task, seed): the best configuration of a study on the training data only,
-    from the automatic defaults (not the task's hand-picked settings); reused once written."""
+#: the seed of a task's tuning study (its validation split and trials). One study per (body, task), as
+#: ORCA tunes every (body, task) pair once (appendix A.3.3); every seed's cells fit at its best settings.
+TUNE_SEED = 0
+
+
+def _tuned_settings(task: SuiteTask, data: Any, body: str, tune_dir: Path, budget: str) -> tuple[dict[str, Any], float]:
+    """The tuned settings of a task: the best configuration of one study (seed :data:`TUNE_SEED`) on the
+    training data only, from the automatic defaults (not the task's hand-picked settings); written once to
+    ``tune_dir/<task>/`` and reused by every seed and strategy. Returns (settings, the study's seconds)."""
     from xmodal.config import RunConfig
     from xmodal.tuning import tune
 
-    folder = tune_dir / f"{task.name}-seed{seed}"
+    folder = tune_dir / task.name
     summary = folder / "tune.json"
     if not summary.exists():
         tune(data.fit_inputs(data.X_train), data.y_train,
-             RunConfig(body=body, seed=seed, task=data.task, validation=VALIDATION, verbose=False),
+             RunConfig(body=body, seed=TUNE_SEED, task=data.task, validation=VALIDATION, verbose=False),
              budget=budget, out=folder, progress=False)
     saved = json.loads(summary.read_text())
     return dict(saved["best_settings"]), float(saved["seconds"])
@@ -105,7 +110,7 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
         name = method
         if method.startswith(TUNED):
             name = strategy_name(method)
-            tuned, tune_s = _tuned_settings(task, data, seed, body, tune_dir or Path("bench") / "tune", tune_budget)
+            tuned, tune_s = _tuned_settings(task, data, body, tune_dir or Path("bench") / "tune", tune_budget)
             settings = tuned
             row["tune_s"] = tune_s
         est = CrossModalEstimator(strategy=name, body=body, seed=seed, verbose=False, task=data.task,
@@ -146,8 +151,9 @@ def run_bench(
         progress: one line per cell.
         report_only: run nothing; write the outputs from the cells already finished in ``out``
             (e.g. while a long run is still going, or after it was stopped).
-        tune_budget: the tuning budget of each (task, seed) for ``tuned:<strategy>`` methods; the study and
-            its best configuration are kept in ``out/tune/<task>-seed<k>/`` and reused.
+        tune_budget: the tuning budget of each task for ``tuned:<strategy>`` methods: one study per task
+            (seed :data:`TUNE_SEED`), kept with its best configuration in ``out/tune/<task>/`` and shared by
+            every seed's cells (each cell's ``tune_s`` is that one study's time).
         jobs: cells run at once, each in its own process with ``1/jobs`` of torch's CPU threads.
             Each cell still writes its own times, measured while sharing the machine. Pays on many
             cores, little on 2 (compare the wall times of ``xmodal bench --tasks diabetes --methods

@@ -13,12 +13,13 @@ Comparisons are of means over the seeds each side has (the seeds are listed); "b
 optimistic reference chosen on the test split, shown because ``results/RESULTS.md`` counted it so.
 
     python benchmarks/tuned_suite.py                       # print the tables (Markdown)
-    python benchmarks/tuned_suite.py --out results/TUNED_SUITE.md
+    python benchmarks/tuned_suite.py --out results/TUNED_SUITE.md --figure results/tuned_suite_curves.png
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 from pathlib import Path
@@ -71,7 +72,70 @@ def tuning_row(root: Path, task: str) -> dict[str, Any] | None:
             "best": t["best_settings"], "best_value": t["best_value"], "best_trial": t["best_trial"]}
 
 
-def report(root: Path) -> str:
+def trial_curve(root: Path, task: str) -> list[dict[str, Any]]:
+    """The study's trials in order (``trials.csv``): state, last validation value and cumulative seconds."""
+    path = root / "tune" / task / "trials.csv"
+    if not path.exists():
+        return []
+    trials, clock = [], 0.0
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            clock += float(r["seconds"] or 0.0)
+            value = float(r["value"]) if r["value"] not in ("", "nan", "None") else None
+            trials.append({"trial": int(r["trial"]), "state": r["state"], "value": value, "t": clock,
+                           "origin": r.get("origin", "")})
+    return trials
+
+
+def plot_curves(root: Path, tasks: list[str], path: Path) -> None:
+    """One panel per task: every trial's last validation value against the study's cumulative trial seconds
+    (filled: finished, hollow: pruned or stopped), the best finished value so far, and the defaults' value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows_n = max(1, -(-len(tasks) // cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 3 * rows_n), squeeze=False)
+    for ax, t in zip(axes.flat, tasks, strict=False):
+        trials = trial_curve(root, t)
+        tr = tuning_row(root, t)
+        higher = json.loads((root / "tune" / t / "tune.json").read_text())["higher_is_better"] if tr else True
+        done = [x for x in trials if x["state"] == "complete" and x["value"] is not None]
+        cut = [x for x in trials if x["state"] != "complete" and x["value"] is not None]
+        ax.scatter([x["t"] for x in cut], [x["value"] for x in cut], facecolors="none", edgecolors="grey", s=18,
+                   label="pruned / stopped (last rung)")
+        ax.scatter([x["t"] for x in done], [x["value"] for x in done], color="C0", s=22, label="finished")
+        best, xs, ys = None, [], []
+        for x in done:
+            if best is None or better(x["value"], best, higher):
+                best = x["value"]
+            xs.append(x["t"])
+            ys.append(best)
+        if xs:
+            ax.step(xs + [trials[-1]["t"]], ys + [ys[-1]], where="post", color="C3", label="best so far")
+        d0 = next((x for x in done if x["origin"] == "defaults"), None)
+        if d0 is not None:
+            ax.axhline(d0["value"], color="k", ls=":", lw=1, label="defaults (trial 0)")
+        metric = json.loads((root / "tune" / t / "tune.json").read_text())["metric"] if tr else ""
+        ax.set_title(f"{t} ({metric} {'↑' if higher else '↓'})", fontsize=10)
+        ax.set_xlabel("study seconds", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.suptitle("Tuning curves: validation score of each trial (one 5-minute study per task)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def report(root: Path, figure: Path | None = None) -> str:
     rows = read_cells(root)
     tuned_rows = [r for r in rows if r["method"] in TUNED]
     rows += validation_choices(tuned_rows, ["tuned:auto"])
@@ -110,8 +174,8 @@ def report(root: Path) -> str:
             f"- it beats the expert peer on **{counts['vs_peer']} of {n}** (issue: at least 4 of 12);",
             f"- after tuning, orca ≥ finetune on **{counts['orca_ge_ft']} of {n}** (issue: at least 8 of 12).", "",
             "## Tuning cost (one study per task, the default budget)", "",
-            "| task | study s | finished / pruned / failed | pruning saved | best validation (trial) | "
-            "best settings |", "|---|---|---|---|---|---|"]
+            "| task | study s | finished / pruned / failed | pruning saved | defaults' validation (trial 0) | "
+            "best validation (trial) | best settings |", "|---|---|---|---|---|---|---|"]
     total = 0.0
     for t in tasks:
         tr = tuning_row(root, t)
@@ -121,9 +185,18 @@ def report(root: Path) -> str:
         c = tr["counts"]
         saved = "—" if tr["saved"] is None else f"{100 * tr['saved']:.0f} %"
         best = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in tr["best"].items())
+        d0 = next((x for x in trial_curve(root, t) if x["origin"] == "defaults"), None)
+        d0_text = "—" if d0 is None or d0["value"] is None else f"{d0['value']:.4f}"
         out.append(f"| {t} | {tr['seconds']:.0f} | {c.get('complete', 0)} / {c.get('pruned', 0)} / "
-                   f"{c.get('failed', 0)} | {saved} | {tr['best_value']:.4f} ({tr['best_trial']}) | {best} |")
+                   f"{c.get('failed', 0)} | {saved} | {d0_text} | {tr['best_value']:.4f} ({tr['best_trial']}) | "
+                   f"{best} |")
     out += ["", f"Tuning, all tasks: {total / 60:.0f} minutes on this machine."]
+    if figure is not None:
+        plot_curves(root, tasks, figure)
+        out += ["", "## Tuning curves", "",
+                f"![tuning curves]({Path(figure).name}) — each study's trials, their last validation score "
+                "against the study's cumulative trial seconds (`--figure`); the per-study history and "
+                f"importance plots and trial tables are in `{root}/tune/<task>/`."]
     return "\n".join(out) + "\n"
 
 
@@ -131,8 +204,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=Path, default=Path("results/full"), help="a bench output folder")
     ap.add_argument("--out", type=Path, default=None, help="also write the report here")
+    ap.add_argument("--figure", type=Path, default=None, help="also draw every study's tuning curve here (PNG)")
     args = ap.parse_args()
-    text = report(args.cells)
+    text = report(args.cells, args.figure)
     print(text)
     if args.out:
         atomic_write_text(args.out, text)

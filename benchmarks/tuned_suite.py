@@ -135,6 +135,47 @@ def plot_curves(root: Path, tasks: list[str], path: Path) -> None:
     tmp.replace(path)
 
 
+def sampled_trials_vs_defaults(root: Path, tasks: list[str]) -> dict[tuple[str, str], list[int]]:
+    """For every sampled trial (not the defaults) of every study: did it match the defaults (trial 0) at the
+    same epoch? Keyed by (optimiser family, learning rate relative to the defaults' lr), values ``[n, matched]``.
+
+    A trial is compared at its last reported epoch with trial 0's value at that epoch (or trial 0's last, if
+    the trial ran longer), so a pruned trial is judged where ASHA judged it.
+    """
+    import optuna
+
+    from xmodal.tuning.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out: dict[tuple[str, str], list[int]] = {}
+    for t in tasks:
+        journal = root / "tune" / t / "study.journal"
+        if not journal.exists():
+            continue
+        higher = json.loads((root / "tune" / t / "tune.json").read_text())["higher_is_better"]
+        store, _ = open_storage(journal, journal.parent)
+        trials = optuna.load_study(study_name="xmodal", storage=store).get_trials(deepcopy=False)
+        d0 = next((tr for tr in trials if tr.user_attrs.get("origin") == "defaults"), None)
+        if d0 is None or not d0.intermediate_values or "lr" not in d0.params:
+            continue
+        ref_curve, ref_lr = d0.intermediate_values, float(d0.params["lr"])
+        for tr in trials:
+            if tr.number == d0.number or not tr.intermediate_values or "lr" not in tr.params:
+                continue
+            epoch = max(tr.intermediate_values)
+            ref = ref_curve.get(epoch, ref_curve[max(ref_curve)] if epoch > max(ref_curve) else None)
+            if ref is None:
+                continue
+            value = tr.intermediate_values[epoch]
+            ratio = float(tr.params["lr"]) / ref_lr
+            band = "within 10×" if 0.1 <= ratio <= 10 else ("below /10" if ratio < 0.1 else "above ×10")
+            opt = "sgd" if tr.params.get("optimizer") == "sgd" else "adam / adamw"
+            cell = out.setdefault((opt, band), [0, 0])
+            cell[0] += 1
+            cell[1] += int(value >= ref if higher else value <= ref)
+    return out
+
+
 def report(root: Path, figure: Path | None = None) -> str:
     rows = read_cells(root)
     tuned_rows = [r for r in rows if r["method"] in TUNED]
@@ -191,6 +232,17 @@ def report(root: Path, figure: Path | None = None) -> str:
                    f"{c.get('failed', 0)} | {saved} | {d0_text} | {tr['best_value']:.4f} ({tr['best_trial']}) | "
                    f"{best} |")
     out += ["", f"Tuning, all tasks: {total / 60:.0f} minutes on this machine."]
+    regions = sampled_trials_vs_defaults(root, tasks)
+    if regions:
+        n_all = sum(n for n, _ in regions.values())
+        ok_all = sum(ok for _, ok in regions.values())
+        out += ["", "## Where the sampled trials landed", "",
+                f"Of the {n_all} trials the sampler proposed in these studies (the defaults excluded), {ok_all} "
+                "matched or beat the defaults (trial 0) at the epoch where they stopped, by region of ORCA's "
+                "space (optimiser; learning rate against the defaults' lr):", "",
+                "| optimiser | learning rate | trials | matched the defaults |", "|---|---|---|---|"]
+        for (opt, band), (n, ok) in sorted(regions.items()):
+            out.append(f"| {opt} | {band} | {n} | {ok} ({100 * ok / n:.0f} %) |")
     if figure is not None:
         plot_curves(root, tasks, figure)
         out += ["", "## Tuning curves", "",

@@ -131,10 +131,11 @@ def test_tuned_cells_share_one_study_per_task(tmp_path, monkeypatch):
     tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e-3),
                      dataset="wine")
     monkeypatch.setitem(SUITE._items, "tiny-wine", tiny)
-    studies = []
+    studies, spaces = [], []
 
-    def fake_tune(X, y, config, *, budget, out, progress):  # the best configuration a study would write
+    def fake_tune(X, y, config, *, budget, space, out, progress):  # the best configuration a study would write
         studies.append((config.seed, out))
+        spaces.append(space)
         out.mkdir(parents=True)
         best = {"max_tokens": 8, "epochs": 1, "batch_size": 16, "lr": 1e-3}
         (out / "tune.json").write_text(json.dumps({"best_settings": best, "seconds": 12.5}))
@@ -145,3 +146,10 @@ def test_tuned_cells_share_one_study_per_task(tmp_path, monkeypatch):
     assert studies == [(bench.TUNE_SEED, out / "tune" / "tiny-wine")]
     assert [(r["seed"], r["tune_s"]) for r in res.rows] == [(0, 12.5), (1, 12.5)]
     assert all(r["value"] > 0.3 for r in res.rows)  # fitted at the study's settings, scored on the test split
+    # another named space: its own study (and cell key), the space passed to tune
+    local = bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], tmp_path / "local", body="vit-tiny-random",
+                            progress=False, tune_space="local")
+    assert studies[-1] == (bench.TUNE_SEED, tmp_path / "local" / "tune-local" / "tiny-wine")
+    assert spaces == ["orca", "local"] and local.rows[0]["tune_s"] == 12.5
+    with pytest.raises(XmodalError, match="search space"):
+        bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], out, progress=False, tune_space="wide")

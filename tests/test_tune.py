@@ -202,3 +202,31 @@ def test_the_budget_stops_a_running_trial_and_a_study_without_a_finished_trial_i
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["stopped"] == "budget"
     assert 1 <= trial.user_attrs["epochs_run"] < 400
+
+
+def test_named_spaces_resolve_and_the_local_space_stays_near_the_automatic_settings(tmp_path):
+    import optuna
+
+    from xmodal.tuning import DEFAULT_SPACE, LOCAL_SPACE, resolve_space
+
+    assert resolve_space(None) is DEFAULT_SPACE and resolve_space("orca") is DEFAULT_SPACE
+    assert resolve_space("local") is LOCAL_SPACE
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(SPACE))
+    assert resolve_space(str(path)).to_spec() == SearchSpace(SPACE).to_spec() == resolve_space(SPACE).to_spec()
+    with pytest.raises(XmodalError, match="not a named space .*orca, local"):
+        resolve_space("wide")
+    with pytest.raises(XmodalError, match="unknown setting"):
+        resolve_space({"learning_rate": [1e-3]})
+
+    auto = RunConfig(lr=2e-4, max_tokens=16, epochs=40)
+    start = LOCAL_SPACE.defaults(auto)
+    assert start is not None and start["lr_scale"] == 1.0 and start["optimizer"] == "adamw"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = []
+    study.optimize(lambda t: drawn.append(LOCAL_SPACE.sample(t, auto)) or 0.0, n_trials=40)
+    assert all(2e-5 - 1e-12 <= d["lr"] <= 2e-3 + 1e-12 for d in drawn)
+    assert {d["optimizer"] for d in drawn} == {"adamw", "adam"}
+    assert {d["max_tokens"] for d in drawn} == {8, 16, 32} and {d["epochs"] for d in drawn} == {20, 40, 80}
+    assert len({round(d["lr"], 12) for d in drawn}) == 5  # the five factors of the automatic lr

@@ -48,7 +48,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     res = run_bench(tasks, methods, seeds, args.out, body=args.body, progress=not args.quiet,
-                    report_only=args.report, jobs=args.jobs, tune_budget=args.tune_budget)
+                    report_only=args.report, jobs=args.jobs, tune_budget=args.tune_budget,
+                    tune_space=args.tune_space)
     print()
     print(Path(res.files["markdown"]).read_text())
     print(f"written: {res.files['markdown']}, {res.files['csv']}, {res.files['profile']}")

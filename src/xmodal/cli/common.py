@@ -77,11 +77,11 @@ def settings_of(args: argparse.Namespace) -> Any:
 
 
 def tune_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from xmodal.tuning import SearchSpace
+    from xmodal.tuning import resolve_space
 
     budget = None if str(args.budget).strip().lower() in ("none", "0") else args.budget
     return dict(budget=budget, n_trials=args.trials, storage=args.storage, study_name=args.study,
-                space=SearchSpace.from_file(args.space) if args.space else None, pruner=args.pruner)
+                space=resolve_space(args.space), pruner=args.pruner)
 
 
 def int_list(text: str) -> list[int]:

@@ -56,7 +56,25 @@ class BenchResult:
     files: dict[str, str]
 
 
-def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_budget: str = DEFAULT_BUDGET) -> str:
+@dataclass(frozen=True)
+class Tuning:
+    """How ``tuned:`` cells are tuned: one study per task with this time ``budget`` over the named search
+    ``space`` (:data:`xmodal.tuning.space.SPACES`), kept in :meth:`folder`."""
+
+    budget: str = DEFAULT_BUDGET
+    space: str = "orca"
+
+    def key(self) -> dict[str, Any]:
+        """The cell key's part for tuning (``orca`` is written ``default``, as before named spaces existed)."""
+        return {"budget": self.budget, "space": "default" if self.space == "orca" else self.space,
+                "study": f"per task, seed {TUNE_SEED}"}
+
+    def folder(self, out_dir: Path) -> Path:
+        """Where the studies live: ``out/tune/`` for ``orca``, ``out/tune-<space>/`` for another space."""
+        return out_dir / ("tune" if self.space == "orca" else f"tune-{self.space}")
+
+
+def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tuning: Tuning = Tuning()) -> str:
     spec = {"task": task.name, "dataset": task.dataset_name, "settings": settings_for_body(task.settings, body),
             "peer": task.peer,
             "method": method, "seed": seed, "body": body, "n_train": n_train}
@@ -65,7 +83,7 @@ def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_
     if method != PEER:  # xmodal cells: validation run on VALIDATION of the training data, then refit on all
         spec["protocol"] = {"validation": VALIDATION, "refit": True}
     if method.startswith(TUNED):
-        spec["tuning"] = {"budget": tune_budget, "space": "default", "study": f"per task, seed {TUNE_SEED}"}
+        spec["tuning"] = tuning.key()
     return cell_key(spec)
 
 
@@ -74,7 +92,8 @@ def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tune_
 TUNE_SEED = 0
 
 
-def _tuned_settings(task: SuiteTask, data: Any, body: str, tune_dir: Path, budget: str) -> tuple[dict[str, Any], float]:
+def _tuned_settings(task: SuiteTask, data: Any, body: str, tune_dir: Path,
+                    tuning: Tuning) -> tuple[dict[str, Any], float]:
     """The tuned settings of a task: the best configuration of one study (seed :data:`TUNE_SEED`) on the
     training data only, from the automatic defaults (not the task's hand-picked settings); written once to
     ``tune_dir/<task>/`` and reused by every seed and strategy. Returns (settings, the study's seconds)."""
@@ -86,13 +105,13 @@ def _tuned_settings(task: SuiteTask, data: Any, body: str, tune_dir: Path, budge
     if not summary.exists():
         tune(data.fit_inputs(data.X_train), data.y_train,
              RunConfig(body=body, seed=TUNE_SEED, task=data.task, validation=VALIDATION, verbose=False),
-             budget=budget, out=folder, progress=False)
+             budget=tuning.budget, space=tuning.space, out=folder, progress=False)
     saved = json.loads(summary.read_text())
     return dict(saved["best_settings"]), float(saved["seconds"])
 
 
 def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tune_dir: Path | None = None,
-              tune_budget: str = DEFAULT_BUDGET) -> dict[str, Any]:
+              tuning: Tuning = Tuning()) -> dict[str, Any]:
     from xmodal.estimator import CrossModalEstimator, NotLearnedWarning
     from xmodal.evaluate.metrics import get_metric
     from xmodal.experiments.peers import get_peer
@@ -110,7 +129,7 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
         name = method
         if method.startswith(TUNED):
             name = strategy_name(method)
-            tuned, tune_s = _tuned_settings(task, data, body, tune_dir or Path("bench") / "tune", tune_budget)
+            tuned, tune_s = _tuned_settings(task, data, body, tune_dir or tuning.folder(Path("bench")), tuning)
             settings = tuned
             row["tune_s"] = tune_s
         est = CrossModalEstimator(strategy=name, body=body, seed=seed, verbose=False, task=data.task,
@@ -139,6 +158,7 @@ def run_bench(
     report_only: bool = False,
     jobs: int = 1,
     tune_budget: str = DEFAULT_BUDGET,
+    tune_space: str = "orca",
 ) -> BenchResult:
     """Run (or resume) the suite and write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png``.
 
@@ -154,6 +174,8 @@ def run_bench(
         tune_budget: the tuning budget of each task for ``tuned:<strategy>`` methods: one study per task
             (seed :data:`TUNE_SEED`), kept with its best configuration in ``out/tune/<task>/`` and shared by
             every seed's cells (each cell's ``tune_s`` is that one study's time).
+        tune_space: the named search space of those studies (:data:`xmodal.tuning.space.SPACES`); a space
+            other than ``orca`` keeps its studies in ``out/tune-<space>/``.
         jobs: cells run at once, each in its own process with ``1/jobs`` of torch's CPU threads.
             Each cell still writes its own times, measured while sharing the machine. Pays on many
             cores, little on 2 (compare the wall times of ``xmodal bench --tasks diabetes --methods
@@ -171,16 +193,18 @@ def run_bench(
     for m in run:
         if m != PEER:
             get_strategy(strategy_name(m))
-    from xmodal.tuning import parse_duration
+    from xmodal.tuning import SPACES, parse_duration
 
     parse_duration(tune_budget)
+    SPACES[tune_space]  # an unknown space: UnknownName listing the named spaces
+    tuning = Tuning(tune_budget, tune_space)
     if not suite or not methods or not seeds:
         raise XmodalError("bench needs at least one task, one method and one seed")
     if int(jobs) < 1:
         raise XmodalError(f"jobs must be ≥ 1, got {jobs}")
     out_dir = Path(out)
     t_start = time.perf_counter()
-    order, done, pending = _plan(suite, run, seeds, body, out_dir, tune_budget, report_only)
+    order, done, pending = _plan(suite, run, seeds, body, out_dir, tuning, report_only)
     n_cells = len(order)
 
     def finished(row: dict[str, Any]) -> None:
@@ -189,7 +213,7 @@ def run_bench(
             print(f"[{len(done)}/{n_cells}] {row['task']} {row['method']} seed {row['seed']}: {row['metric']} "
                   f"{shown_value(row)} ({row['total_s']:.0f} s)", flush=True)
 
-    _compute(pending, finished, int(jobs), body=body, tune_dir=out_dir / "tune", tune_budget=tune_budget)
+    _compute(pending, finished, int(jobs), body=body, tune_dir=tuning.folder(out_dir), tuning=tuning)
     rows = [done[c] for c in order if c in done]
     rows += validation_choices(rows, [m for m in shown if m in CHOICES])
     seconds = time.perf_counter() - t_start
@@ -200,7 +224,7 @@ def run_bench(
 _Cell = tuple[SuiteTask, str, int, str, str]  # (task, method, seed, key, path)
 
 
-def _plan(suite: list[SuiteTask], methods: list[str], seeds: Any, body: str, out_dir: Path, tune_budget: str,
+def _plan(suite: list[SuiteTask], methods: list[str], seeds: Any, body: str, out_dir: Path, tuning: Tuning,
           report_only: bool) -> tuple[list[tuple[str, str, int]], dict[tuple[str, str, int], dict], list[_Cell]]:
     """Every (task, method, seed) in order, the cells already finished (read back by key), and those to run."""
     done: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -213,7 +237,7 @@ def _plan(suite: list[SuiteTask], methods: list[str], seeds: Any, body: str, out
         for method in methods:
             for seed in seeds:
                 order.append((task.name, method, seed))
-                key = _key(task, method, seed, body, n_train, tune_budget)
+                key = _key(task, method, seed, body, n_train, tuning)
                 path = cell_dir / f"{method}-seed{seed}.json"
                 row = load_cell(path, key)
                 if row is not None:
@@ -256,9 +280,9 @@ def _dataset(name: str) -> Any:
 
 
 def _compute_cell(task: SuiteTask, method: str, seed: int, key: str, path: str, body: str,
-                  tune_dir: Path | None = None, tune_budget: str = DEFAULT_BUDGET) -> dict[str, Any]:
+                  tune_dir: Path | None = None, tuning: Tuning = Tuning()) -> dict[str, Any]:
     """Run one cell and write it atomically to ``path`` (the unit of work of a sequential or parallel run)."""
-    row = _run_cell(task, _dataset(task.dataset_name), method, seed, body, tune_dir, tune_budget)
+    row = _run_cell(task, _dataset(task.dataset_name), method, seed, body, tune_dir, tuning)
     row["threads"] = torch.get_num_threads()
     save_cell(Path(path), key, row)
     return row

@@ -1,6 +1,7 @@
 """Hyper-parameter search (ORCA's ASHA stage) on Optuna: :func:`tune`, its search space and storages.
 
-* :mod:`xmodal.tuning.space` — which settings a trial varies (:data:`DEFAULT_SPACE`: ORCA's + tokens, epochs, warm-up);
+* :mod:`xmodal.tuning.space` — which settings a trial varies (:data:`SPACES`: ``orca``, the default, ORCA's + tokens,
+  epochs, warm-up; ``local``, the automatic settings' neighbourhood);
 * :mod:`xmodal.tuning.storage` — journal file (default) or PostgreSQL shared by many workers;
 * :mod:`xmodal.tuning.search` — the search loop (:func:`tune`);
 * :mod:`xmodal.tuning.report` — trials table, plots, best configuration, pruning savings.
@@ -14,12 +15,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
+from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, LOCAL_SPACE, SPACES, SearchSpace, resolve_space
 
 if TYPE_CHECKING:
     from xmodal.tuning.search import PRUNERS, TuneResult, parse_duration, tune
 
-__all__ = ["DEFAULT_BUDGET", "tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "PRUNERS", "parse_duration"]
+__all__ = ["DEFAULT_BUDGET", "tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "LOCAL_SPACE", "SPACES",
+           "resolve_space", "PRUNERS", "parse_duration"]
 
 _LAZY = ("tune", "TuneResult", "PRUNERS", "parse_duration")
 

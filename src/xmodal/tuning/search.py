@@ -49,7 +49,7 @@ from xmodal.evaluate.metrics import Metric, get_metric
 from xmodal.model.bodies import FAMILIES, resolve_body
 from xmodal.registry import Registry
 from xmodal.tasks import LABELS_KIND, get_task_kind
-from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, SearchSpace
+from xmodal.tuning.space import DEFAULT_BUDGET, SearchSpace, resolve_space
 from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
 
 __all__ = ["tune", "TuneResult", "parse_duration", "PRUNERS", "DEFAULT_BUDGET"]
@@ -146,7 +146,7 @@ def tune(
     y: Any,
     config: RunConfig | Mapping[str, Any] | None = None,
     *,
-    space: SearchSpace | Mapping[str, Any] | None = None,
+    space: SearchSpace | Mapping[str, Any] | str | Path | None = None,
     budget: str | float | None = DEFAULT_BUDGET,
     n_trials: int | None = None,
     out: str | Path = "runs/tune",
@@ -166,7 +166,9 @@ def tune(
         config: the base settings (a :class:`~xmodal.config.RunConfig` or a mapping of settings);
             the space's settings are overridden per trial, the rest (body, seed, ``validation`` …)
             hold for every trial. ``validation`` must be > 0 unless ``validation_data`` is given.
-        space: the search space (default :data:`~xmodal.tuning.space.DEFAULT_SPACE`).
+        space: the search space: a :class:`~xmodal.tuning.space.SearchSpace`, its file form as a mapping,
+            a name in :data:`~xmodal.tuning.space.SPACES` (``"orca"``, the default, or ``"local"``) or a
+            ``.yaml``/``.json`` space file.
         budget: stop after this wall time (``"20m"``, seconds, or ``None``); the trial running at the
             deadline is stopped there.
         n_trials: stop when the study holds this many trials (all workers together); ``None``: no limit.
@@ -238,11 +240,12 @@ class _Problem:
 
     @classmethod
     def prepare(cls, X: Any, y: Any, config: RunConfig | Mapping[str, Any] | None,
-                space: SearchSpace | Mapping[str, Any] | None, budget: str | float | None, n_trials: int | None,
+                space: SearchSpace | Mapping[str, Any] | str | Path | None, budget: str | float | None,
+                n_trials: int | None,
                 pruner: str, reduction_factor: int, tune_strategy: str,
                 validation_data: tuple[Any, Any] | None) -> _Problem:
         base = (config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))).validate()
-        space = space if isinstance(space, SearchSpace) else (DEFAULT_SPACE if space is None else SearchSpace(space))
+        space = resolve_space(space)
         seconds_budget = parse_duration(budget)
         if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
             raise XmodalError(f"n_trials must be a positive integer or None, got {n_trials!r}")

@@ -18,6 +18,15 @@ per setting::
 ``scale`` distributions sample a factor that multiplies the setting's automatic value
 (:func:`xmodal.defaults.resolve_settings`), so one space fits data of every size; Optuna records
 the factor as ``<name>_scale``.
+
+Named spaces (:data:`SPACES`, ``xmodal tune --space NAME``):
+
+* ``orca`` (:data:`DEFAULT_SPACE`, the default): ORCA's wide space, learning rate over four decades
+  and three optimisers, for studies long enough to explore it;
+* ``local`` (:data:`LOCAL_SPACE`): the neighbourhood of the automatic settings (learning rate within
+  10× of the automatic one, Adam/AdamW, token budget and epochs halved or doubled), for short budgets
+  where a study finishes only a handful of trials. ``python benchmarks/tuned_suite.py`` counts, per
+  region of the wide space, how many sampled trials matched the defaults: the reason this space exists.
 """
 
 from __future__ import annotations
@@ -30,9 +39,10 @@ from typing import Any, ClassVar
 
 from xmodal.config import PARAMS, RunConfig, read_config_file
 from xmodal.errors import XmodalError
+from xmodal.registry import Registry
 
 __all__ = ["DEFAULT_BUDGET", "Distribution", "LogUniform", "Uniform", "IntRange", "Choice", "Scale", "SearchSpace",
-           "DEFAULT_SPACE", "UNTUNABLE"]
+           "DEFAULT_SPACE", "LOCAL_SPACE", "SPACES", "UNTUNABLE", "resolve_space"]
 
 #: settings a space may not vary: they define the task and the protocol, not the model
 UNTUNABLE = frozenset({"task", "strategy", "candidates", "align", "mode", "spatial_dims", "validation", "refit",
@@ -258,3 +268,41 @@ DEFAULT_SPACE = SearchSpace({
     "epochs": Scale((0.5, 1.0, 2.0)),
     "warmup_ratio": Choice((0.0, 0.1, 0.2)),
 })
+
+#: the automatic settings' neighbourhood, for short studies (see the module docstring)
+LOCAL_SPACE = SearchSpace({
+    "lr": Scale((0.1, 0.3, 1.0, 3.0, 10.0)),
+    "weight_decay": LogUniform(1e-6, 1e-2),
+    "optimizer": Choice(("adamw", "adam")),
+    "accumulate": Choice((1, 2, 4)),
+    "max_tokens": Scale((0.5, 1.0, 2.0)),
+    "epochs": Scale((0.5, 1.0, 2.0)),
+    "warmup_ratio": Choice((0.0, 0.1, 0.2)),
+})
+
+#: named search spaces: ``xmodal tune --space NAME`` (a file path is read with :meth:`SearchSpace.from_file`)
+SPACES: Registry[SearchSpace] = Registry("search space", sort=False)
+SPACES.add("orca", DEFAULT_SPACE)
+SPACES.add("local", LOCAL_SPACE)
+
+
+def resolve_space(space: SearchSpace | Mapping[str, Any] | str | Path | None) -> SearchSpace:
+    """A :class:`SearchSpace` from what a user gives: ``None`` (:data:`DEFAULT_SPACE`), a space, a mapping
+    in the file form, a name in :data:`SPACES`, or a ``.yaml``/``.yml``/``.json`` file.
+
+    Raises:
+        XmodalError: a string that is neither a registered name nor a space file, or a malformed space.
+    """
+    if space is None:
+        return DEFAULT_SPACE
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, Mapping):
+        return SearchSpace(space)
+    text = str(space)
+    if text in SPACES:
+        return SPACES[text]
+    if Path(text).suffix.lower() in (".yaml", ".yml", ".json"):
+        return SearchSpace.from_file(text)
+    raise XmodalError(f"search space {text!r}: not a named space ({', '.join(SPACES.choices())}) nor a "
+                      ".yaml/.yml/.json file")

@@ -44,7 +44,7 @@ from xmodal.experiments.suite import (
 from xmodal.tuning.search import DEFAULT_BUDGET
 
 __all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "head_to_head",
-           "write_results", "DEFAULT_METHODS"]
+           "write_results", "DEFAULT_METHODS", "Tuning", "TUNE_SEED"]
 
 
 @dataclass

@@ -222,7 +222,8 @@ def choice_agreement(rows: list[dict[str, Any]], tasks: list[str]) -> list[str]:
     out += ["", f"Validation picked the test winner in {agree_all} of {differ_all} (task, seed) pairs where the "
             "two differ on test. Even the oracle choice would beat today's untuned orca on "
             f"{oracle_wins['orca']} of {len(tasks)} tasks and the expert peer on {oracle_wins['peer']} of "
-            f"{len(tasks)}: a better choice between the two could lift the first count to the target; the second is limited by the tuned models themselves."]
+            f"{len(tasks)}: a better choice between the two could lift the first count to the target; "
+            "the second is limited by the tuned models themselves."]
     return out
 
 

@@ -5,6 +5,8 @@ Reads the cells that ``xmodal bench`` wrote in ``--cells`` (default ``results/fu
 key, so that the hand-set cells measured before the validation protocol existed (``orca``, ``mona``,
 ``finetune`` files without a ``validation`` field, the figures of ``results/RESULTS.md``) stand next to
 the tuned ones (``tuned:orca``, ``tuned:finetune``, from ``xmodal bench --methods tuned:auto,peer``).
+``--tuned`` reads the tuned cells and studies from another bench folder (e.g. one run with ``--tune-space
+local``) and compares them with the tuned cells of ``--cells`` (ORCA's space).
 ``tuned:auto`` is, per task and seed, the tuned candidate with the better validation score
 (:func:`xmodal.experiments.bench.validation_choices`); nothing here looks at a test score to choose.
 
@@ -14,6 +16,7 @@ optimistic reference chosen on the test split, shown because ``results/RESULTS.m
 
     python benchmarks/tuned_suite.py                       # print the tables (Markdown)
     python benchmarks/tuned_suite.py --out results/TUNED_SUITE.md --figure results/tuned_suite_curves.png
+    python benchmarks/tuned_suite.py --tuned results/full-local --space local --out results/TUNED_SUITE_LOCAL.md
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from xmodal.experiments.bench import validation_choices
+from xmodal.experiments.bench import Tuning, validation_choices
 from xmodal.experiments.suite import SUITE
 from xmodal.files import atomic_write_text
 
@@ -63,8 +66,8 @@ def fmt(s: dict[str, Any] | None) -> str:
     return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if len(s["seeds"]) > 1 else "") + f" ({len(s['seeds'])})"
 
 
-def tuning_row(root: Path, task: str) -> dict[str, Any] | None:
-    path = root / "tune" / task / "tune.json"
+def tuning_row(studies: Path, task: str) -> dict[str, Any] | None:
+    path = studies / task / "tune.json"
     if not path.exists():
         return None
     t = json.loads(path.read_text())
@@ -72,9 +75,9 @@ def tuning_row(root: Path, task: str) -> dict[str, Any] | None:
             "best": t["best_settings"], "best_value": t["best_value"], "best_trial": t["best_trial"]}
 
 
-def trial_curve(root: Path, task: str) -> list[dict[str, Any]]:
+def trial_curve(studies: Path, task: str) -> list[dict[str, Any]]:
     """The study's trials in order (``trials.csv``): state, last validation value and cumulative seconds."""
-    path = root / "tune" / task / "trials.csv"
+    path = studies / task / "trials.csv"
     if not path.exists():
         return []
     trials, clock = [], 0.0
@@ -87,7 +90,7 @@ def trial_curve(root: Path, task: str) -> list[dict[str, Any]]:
     return trials
 
 
-def plot_curves(root: Path, tasks: list[str], path: Path) -> None:
+def plot_curves(studies: Path, tasks: list[str], path: Path) -> None:
     """One panel per task: every trial's last validation value against the study's cumulative trial seconds
     (filled: finished, hollow: pruned or stopped), the best finished value so far, and the defaults' value."""
     import matplotlib
@@ -99,9 +102,9 @@ def plot_curves(root: Path, tasks: list[str], path: Path) -> None:
     rows_n = max(1, -(-len(tasks) // cols))
     fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 3 * rows_n), squeeze=False)
     for ax, t in zip(axes.flat, tasks, strict=False):
-        trials = trial_curve(root, t)
-        tr = tuning_row(root, t)
-        higher = json.loads((root / "tune" / t / "tune.json").read_text())["higher_is_better"] if tr else True
+        trials = trial_curve(studies, t)
+        tr = tuning_row(studies, t)
+        higher = json.loads((studies / t / "tune.json").read_text())["higher_is_better"] if tr else True
         done = [x for x in trials if x["state"] == "complete" and x["value"] is not None]
         cut = [x for x in trials if x["state"] != "complete" and x["value"] is not None]
         ax.scatter([x["t"] for x in cut], [x["value"] for x in cut], facecolors="none", edgecolors="grey", s=18,
@@ -118,7 +121,7 @@ def plot_curves(root: Path, tasks: list[str], path: Path) -> None:
         d0 = next((x for x in done if x["origin"] == "defaults"), None)
         if d0 is not None:
             ax.axhline(d0["value"], color="k", ls=":", lw=1, label="defaults (trial 0)")
-        metric = json.loads((root / "tune" / t / "tune.json").read_text())["metric"] if tr else ""
+        metric = json.loads((studies / t / "tune.json").read_text())["metric"] if tr else ""
         ax.set_title(f"{t} ({metric} {'↑' if higher else '↓'})", fontsize=10)
         ax.set_xlabel("study seconds", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -135,7 +138,7 @@ def plot_curves(root: Path, tasks: list[str], path: Path) -> None:
     tmp.replace(path)
 
 
-def sampled_trials_vs_defaults(root: Path, tasks: list[str]) -> dict[tuple[str, str], list[int]]:
+def sampled_trials_vs_defaults(studies: Path, tasks: list[str]) -> dict[tuple[str, str], list[int]]:
     """For every sampled trial (not the defaults) of every study: did it match the defaults (trial 0) at the
     same epoch? Keyed by (optimiser family, learning rate relative to the defaults' lr), values ``[n, matched]``.
 
@@ -149,10 +152,10 @@ def sampled_trials_vs_defaults(root: Path, tasks: list[str]) -> dict[tuple[str, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out: dict[tuple[str, str], list[int]] = {}
     for t in tasks:
-        journal = root / "tune" / t / "study.journal"
+        journal = studies / t / "study.journal"
         if not journal.exists():
             continue
-        higher = json.loads((root / "tune" / t / "tune.json").read_text())["higher_is_better"]
+        higher = json.loads((studies / t / "tune.json").read_text())["higher_is_better"]
         store, _ = open_storage(journal, journal.parent)
         trials = optuna.load_study(study_name="xmodal", storage=store).get_trials(deepcopy=False)
         d0 = next((tr for tr in trials if tr.user_attrs.get("origin") == "defaults"), None)
@@ -227,17 +230,54 @@ def choice_agreement(rows: list[dict[str, Any]], tasks: list[str]) -> list[str]:
     return out
 
 
-def report(root: Path, figure: Path | None = None) -> str:
-    rows = read_cells(root)
-    tuned_rows = [r for r in rows if r["method"] in TUNED]
+def space_comparison(base: list[dict[str, Any]], rows: list[dict[str, Any]], tasks: list[str],
+                     space: str) -> list[str]:
+    """Per task, tuned auto with this report's ``space`` against tuned auto with ORCA's space (the tuned cells of
+    ``base``), both chosen on validation, over the seeds both have; test means, "better" strictly."""
+    orca_auto = validation_choices([r for r in base if r["method"] in TUNED], ["tuned:auto"])
+    out = ["", f"## `{space}` against ORCA's space (tuned auto, test, same seeds)", "",
+           f"| task | tuned auto, orca space | tuned auto, {space} space | better |", "|---|---|---|---|"]
+    wins = {"orca": 0, space: 0}
+    for t in tasks:
+        mine = summary(rows, t, "tuned:auto")
+        theirs = summary(orca_auto, t, "tuned:auto", set(mine["seeds"]))
+        if theirs is None:
+            continue
+        mine = summary(rows, t, "tuned:auto", set(theirs["seeds"]))
+        higher = mine["higher"]
+        won = (space if better(mine["mean"], theirs["mean"], higher) else
+               "orca" if better(theirs["mean"], mine["mean"], higher) else "tie")
+        if won in wins:
+            wins[won] += 1
+        out.append(f"| {t} | {fmt(theirs)} | {fmt(mine)} | {won} |")
+    out += ["", f"`{space}` better on {wins[space]}, ORCA's space on {wins['orca']} of {len(tasks)} tasks."]
+    return out
+
+
+def report(root: Path, figure: Path | None = None, tuned: Path | None = None, space: str = "orca") -> str:
+    """The Markdown report. Untuned and peer cells come from ``root``; the tuned cells and the studies (of
+    the named ``space``, in the folder ``xmodal bench --tune-space`` keeps them in) from ``tuned`` (default:
+    ``root``). When ``tuned`` differs from ``root``, the tuned cells of ``root`` (ORCA's space) are compared
+    with them task by task."""
+    tuned = tuned or root
+    studies = Tuning(space=space).folder(tuned)
+    rows = [r for r in read_cells(root) if not (tuned != root and r["method"] in TUNED)]
+    tuned_rows = [r for r in read_cells(tuned) if r["method"] in TUNED]
+    rows += tuned_rows if tuned != root else []
     rows += validation_choices(tuned_rows, ["tuned:auto"])
     tasks = [t for t in SUITE if any(r["task"] == t and r["method"] == "tuned:auto" for r in rows)]
-    out = ["# Tuned xmodal on the suite (issue 12)", "",
-           f"`python benchmarks/tuned_suite.py --cells {root}` — cells from "
-           f"`xmodal bench --methods tuned:auto,peer --out {root}` (MiniLM-L6, one 5-minute study per task on "
-           "a fifth of its training data, seed 0; each cell fits at the study's best settings on the other "
-           "four fifths to score validation, then refits on all training rows). Every column is the mean over "
-           "the seeds the tuned cells have (their number in brackets), so that each side sees the same seeds.", "",
+    command = f"python benchmarks/tuned_suite.py --cells {root}" + (
+        f" --tuned {tuned} --space {space}" if tuned != root else "")
+    out = ["# Tuned xmodal on the suite (issue 12)" + (f": the `{space}` search space" if tuned != root else ""),
+           "",
+           f"`{command}` — tuned cells from "
+           f"`xmodal bench --methods tuned:auto{',peer' if tuned == root else ''} --tune-space {space} --out {tuned}` "
+           "(MiniLM-L6, one 5-minute "
+           "study per task on a fifth of its training data, seed 0; each cell fits at the study's best settings on "
+           "the other four fifths to score validation, then refits on all training rows)"
+           + (f"; untuned and peer cells from `{root}`" if tuned != root else "")
+           + ". Every column is the mean over the seeds the tuned cells have (their number in brackets), so that "
+           "each side sees the same seeds.", "",
            "| task | metric | untuned orca | untuned best (by test) | tuned orca | tuned finetune | "
            "tuned auto (chosen) | peer |", "|---|---|---|---|---|---|---|---|"]
     counts = {"vs_orca": 0, "vs_best": 0, "vs_peer": 0, "orca_ge_ft": 0}
@@ -270,37 +310,39 @@ def report(root: Path, figure: Path | None = None) -> str:
             "best validation (trial) | best settings |", "|---|---|---|---|---|---|---|"]
     total = 0.0
     for t in tasks:
-        tr = tuning_row(root, t)
+        tr = tuning_row(studies, t)
         if tr is None:
             continue
         total += tr["seconds"]
         c = tr["counts"]
         saved = "—" if tr["saved"] is None else f"{100 * tr['saved']:.0f} %"
         best = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in tr["best"].items())
-        d0 = next((x for x in trial_curve(root, t) if x["origin"] == "defaults"), None)
+        d0 = next((x for x in trial_curve(studies, t) if x["origin"] == "defaults"), None)
         d0_text = "—" if d0 is None or d0["value"] is None else f"{d0['value']:.4f}"
         out.append(f"| {t} | {tr['seconds']:.0f} | {c.get('complete', 0)} / {c.get('pruned', 0)} / "
                    f"{c.get('failed', 0)} | {saved} | {d0_text} | {tr['best_value']:.4f} ({tr['best_trial']}) | "
                    f"{best} |")
     out += ["", f"Tuning, all tasks: {total / 60:.0f} minutes on this machine."]
     out += choice_agreement(rows, tasks)
-    regions = sampled_trials_vs_defaults(root, tasks)
+    if tuned != root:
+        out += space_comparison(read_cells(root), rows, tasks, space)
+    regions = sampled_trials_vs_defaults(studies, tasks)
     if regions:
         n_all = sum(n for n, _ in regions.values())
         ok_all = sum(ok for _, ok in regions.values())
         out += ["", "## Where the sampled trials landed", "",
                 f"Of the {n_all} trials the sampler proposed in these studies (the defaults excluded), {ok_all} "
-                "matched or beat the defaults (trial 0) at the epoch where they stopped, by region of ORCA's "
+                "matched or beat the defaults (trial 0) at the epoch where they stopped, by region of the "
                 "space (optimiser; learning rate against the defaults' lr):", "",
                 "| optimiser | learning rate | trials | matched the defaults |", "|---|---|---|---|"]
         for (opt, band), (n, ok) in sorted(regions.items()):
             out.append(f"| {opt} | {band} | {n} | {ok} ({100 * ok / n:.0f} %) |")
     if figure is not None:
-        plot_curves(root, tasks, figure)
+        plot_curves(studies, tasks, figure)
         out += ["", "## Tuning curves", "",
                 f"![tuning curves]({Path(figure).name}) — each study's trials, their last validation score "
                 "against the study's cumulative trial seconds (`--figure`); the per-study history and "
-                f"importance plots and trial tables are in `{root}/tune/<task>/`."]
+                f"importance plots and trial tables are in `{studies}/<task>/`."]
     return "\n".join(out) + "\n"
 
 
@@ -309,8 +351,12 @@ def main() -> None:
     ap.add_argument("--cells", type=Path, default=Path("results/full"), help="a bench output folder")
     ap.add_argument("--out", type=Path, default=None, help="also write the report here")
     ap.add_argument("--figure", type=Path, default=None, help="also draw every study's tuning curve here (PNG)")
+    ap.add_argument("--tuned", type=Path, default=None,
+                    help="a bench output folder holding the tuned cells and studies (default: --cells)")
+    ap.add_argument("--space", default="orca", help="the search space of those studies, as given to xmodal bench "
+                    "--tune-space (default: orca, the space of results/full)")
     args = ap.parse_args()
-    text = report(args.cells, args.figure)
+    text = report(args.cells, args.figure, args.tuned, args.space)
     print(text)
     if args.out:
         atomic_write_text(args.out, text)

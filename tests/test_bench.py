@@ -143,13 +143,13 @@ def test_tuned_cells_share_one_study_per_task(tmp_path, monkeypatch):
     monkeypatch.setattr(xmodal.tuning, "tune", fake_tune)
     out = tmp_path / "bench"
     res = bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0, 1], out, body="vit-tiny-random", progress=False)
-    assert studies == [(bench.TUNE_SEED, out / "tune" / "tiny-wine")]
+    assert studies == [(bench.TUNE_SEED, out / "tune-local" / "tiny-wine")]  # the default space, local
     assert [(r["seed"], r["tune_s"]) for r in res.rows] == [(0, 12.5), (1, 12.5)]
     assert all(r["value"] > 0.3 for r in res.rows)  # fitted at the study's settings, scored on the test split
-    # another named space: its own study (and cell key), the space passed to tune
-    local = bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], tmp_path / "local", body="vit-tiny-random",
-                            progress=False, tune_space="local")
-    assert studies[-1] == (bench.TUNE_SEED, tmp_path / "local" / "tune-local" / "tiny-wine")
-    assert spaces == ["orca", "local"] and local.rows[0]["tune_s"] == 12.5
+    # another named space: its own study (and cell key), the space passed to tune; orca's in OUT/tune/
+    wide = bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], tmp_path / "orca", body="vit-tiny-random",
+                           progress=False, tune_space="orca")
+    assert studies[-1] == (bench.TUNE_SEED, tmp_path / "orca" / "tune" / "tiny-wine")
+    assert spaces == ["local", "orca"] and wide.rows[0]["tune_s"] == 12.5
     with pytest.raises(XmodalError, match="search space"):
         bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], out, progress=False, tune_space="wide")

@@ -207,14 +207,14 @@ def test_the_budget_stops_a_running_trial_and_a_study_without_a_finished_trial_i
 def test_named_spaces_resolve_and_the_local_space_stays_near_the_automatic_settings(tmp_path):
     import optuna
 
-    from xmodal.tuning import DEFAULT_SPACE, LOCAL_SPACE, resolve_space
+    from xmodal.tuning import DEFAULT_SPACE, LOCAL_SPACE, ORCA_SPACE, resolve_space
 
-    assert resolve_space(None) is DEFAULT_SPACE and resolve_space("orca") is DEFAULT_SPACE
-    assert resolve_space("local") is LOCAL_SPACE
+    assert resolve_space(None) is DEFAULT_SPACE is LOCAL_SPACE and resolve_space("local") is LOCAL_SPACE
+    assert resolve_space("orca") is ORCA_SPACE and ORCA_SPACE.to_spec()["lr"] == {"log": [1e-6, 1e-2]}
     path = tmp_path / "space.json"
     path.write_text(json.dumps(SPACE))
     assert resolve_space(str(path)).to_spec() == SearchSpace(SPACE).to_spec() == resolve_space(SPACE).to_spec()
-    with pytest.raises(XmodalError, match="not a named space .*orca, local"):
+    with pytest.raises(XmodalError, match="not a named space .*local, orca"):
         resolve_space("wide")
     with pytest.raises(XmodalError, match="unknown setting"):
         resolve_space({"learning_rate": [1e-3]})

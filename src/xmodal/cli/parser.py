@@ -37,7 +37,7 @@ def _add_settings(p: argparse.ArgumentParser, per_run: bool = True) -> None:
 
 def _add_tune_args(p: argparse.ArgumentParser, in_fit: bool) -> None:
     """The options of the hyper-parameter search (``xmodal tune``, ``xmodal fit --tune``)."""
-    from xmodal.tuning import DEFAULT_BUDGET
+    from xmodal.tuning import DEFAULT_BUDGET, DEFAULT_SPACE_NAME
 
     g = p.add_argument_group("tuning (ASHA on the validation split)")
     if in_fit:
@@ -48,10 +48,10 @@ def _add_tune_args(p: argparse.ArgumentParser, in_fit: bool) -> None:
                    f"(default: {DEFAULT_BUDGET})")
     g.add_argument("--trials", type=int, default=None, help="stop when the study holds this many trials "
                    "(all workers together; default: no limit)")
-    g.add_argument("--space", metavar="NAME|FILE", default="orca",
-                   help="search space: 'orca' (default: ORCA's space plus max_tokens, epochs and warmup_ratio), "
-                   "'local' (within 10x of the automatic lr; for short budgets) or a .yaml/.json space file "
-                   "(see xmodal.tuning.space)")
+    g.add_argument("--space", metavar="NAME|FILE", default=DEFAULT_SPACE_NAME,
+                   help="search space: 'local' (default: within 10x of the automatic lr, Adam/AdamW, tokens and "
+                   "epochs halved or doubled), 'orca' (ORCA's wide space plus max_tokens, epochs and warmup_ratio; "
+                   "for long budgets) or a .yaml/.json space file (see xmodal.tuning.space)")
     g.add_argument("--storage", help="study storage: a journal file (default: <tuning folder>/study.journal) or "
                    "postgresql://user@host/db to share one study between workers on several machines")
     g.add_argument("--study", default=None, help="study name in --storage (default: xmodal)")
@@ -140,7 +140,7 @@ def _add_compare(sub: Any) -> None:
 
 
 def _add_bench(sub: Any) -> None:
-    from xmodal.tuning import DEFAULT_BUDGET
+    from xmodal.tuning import DEFAULT_BUDGET, DEFAULT_SPACE_NAME
 
     p = sub.add_parser("bench", help="run the benchmark suite (tasks × methods × seeds), resumable",
                        description="Run the suite's tasks with xmodal strategies and each task's expert peer; "
@@ -153,9 +153,9 @@ def _add_bench(sub: Any) -> None:
                    "task, shared by every seed; see --tune-budget) (default: auto,mona,scratch,peer)")
     p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per task of tuned: "
                    f"methods (default: {DEFAULT_BUDGET})")
-    p.add_argument("--tune-space", default="orca", help="named search space of those studies: orca (default) or "
-                   "local (see xmodal.tuning.space); run another space with its own --out (its studies go to "
-                   "OUT/tune-<space>/)")
+    p.add_argument("--tune-space", default=DEFAULT_SPACE_NAME, help="named search space of those studies: "
+                   f"{DEFAULT_SPACE_NAME} (default) or orca (see xmodal.tuning.space); studies go to OUT/tune/ for "
+                   "orca and OUT/tune-<space>/ for another space")
     p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--quick", action="store_true",
                    help="the quick subset: fewer tasks, auto (orca, finetune) and peer, 1 seed")

@@ -42,6 +42,7 @@ from xmodal.experiments.suite import (
     strategy_name,
 )
 from xmodal.tuning.search import DEFAULT_BUDGET
+from xmodal.tuning.space import DEFAULT_SPACE_NAME
 
 __all__ = ["BenchResult", "run_bench", "performance_profile", "plot_performance_profile", "head_to_head",
            "write_results", "DEFAULT_METHODS", "Tuning", "TUNE_SEED"]
@@ -62,15 +63,17 @@ class Tuning:
     ``space`` (:data:`xmodal.tuning.space.SPACES`), kept in :meth:`folder`."""
 
     budget: str = DEFAULT_BUDGET
-    space: str = "orca"
+    space: str = DEFAULT_SPACE_NAME
 
     def key(self) -> dict[str, Any]:
-        """The cell key's part for tuning (``orca`` is written ``default``, as before named spaces existed)."""
+        """The cell key's part for tuning. ``orca`` is written ``default``: it was the only space when the
+        suite's stored ``orca`` cells were keyed, and this keeps their keys."""
         return {"budget": self.budget, "space": "default" if self.space == "orca" else self.space,
                 "study": f"per task, seed {TUNE_SEED}"}
 
     def folder(self, out_dir: Path) -> Path:
-        """Where the studies live: ``out/tune/`` for ``orca``, ``out/tune-<space>/`` for another space."""
+        """Where the studies live: ``out/tune/`` for ``orca`` (as stored before named spaces existed),
+        ``out/tune-<space>/`` for another space."""
         return out_dir / ("tune" if self.space == "orca" else f"tune-{self.space}")
 
 
@@ -158,7 +161,7 @@ def run_bench(
     report_only: bool = False,
     jobs: int = 1,
     tune_budget: str = DEFAULT_BUDGET,
-    tune_space: str = "orca",
+    tune_space: str = DEFAULT_SPACE_NAME,
 ) -> BenchResult:
     """Run (or resume) the suite and write ``RESULTS.md``, ``results.csv`` and ``performance_profile.png``.
 
@@ -172,10 +175,12 @@ def run_bench(
         report_only: run nothing; write the outputs from the cells already finished in ``out``
             (e.g. while a long run is still going, or after it was stopped).
         tune_budget: the tuning budget of each task for ``tuned:<strategy>`` methods: one study per task
-            (seed :data:`TUNE_SEED`), kept with its best configuration in ``out/tune/<task>/`` and shared by
+            (seed :data:`TUNE_SEED`), kept with its best configuration in ``<study folder>/<task>/`` (see
+            ``tune_space``) and shared by
             every seed's cells (each cell's ``tune_s`` is that one study's time).
-        tune_space: the named search space of those studies (:data:`xmodal.tuning.space.SPACES`); a space
-            other than ``orca`` keeps its studies in ``out/tune-<space>/``.
+        tune_space: the named search space of those studies (:data:`xmodal.tuning.space.SPACES`; default
+            :data:`~xmodal.tuning.space.DEFAULT_SPACE_NAME`); ``orca`` keeps its studies in ``out/tune/``,
+            another space in ``out/tune-<space>/``.
         jobs: cells run at once, each in its own process with ``1/jobs`` of torch's CPU threads.
             Each cell still writes its own times, measured while sharing the machine. Pays on many
             cores, little on 2 (compare the wall times of ``xmodal bench --tasks diabetes --methods

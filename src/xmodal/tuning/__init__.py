@@ -1,7 +1,7 @@
 """Hyper-parameter search (ORCA's ASHA stage) on Optuna: :func:`tune`, its search space and storages.
 
-* :mod:`xmodal.tuning.space` — which settings a trial varies (:data:`SPACES`: ``orca``, the default, ORCA's + tokens,
-  epochs, warm-up; ``local``, the automatic settings' neighbourhood);
+* :mod:`xmodal.tuning.space` — which settings a trial varies (:data:`SPACES`: ``local``, the default, the automatic
+  settings' neighbourhood; ``orca``, ORCA's + tokens, epochs, warm-up);
 * :mod:`xmodal.tuning.storage` — journal file (default) or PostgreSQL shared by many workers;
 * :mod:`xmodal.tuning.search` — the search loop (:func:`tune`);
 * :mod:`xmodal.tuning.report` — trials table, plots, best configuration, pruning savings.
@@ -15,13 +15,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from xmodal.tuning.space import DEFAULT_BUDGET, DEFAULT_SPACE, LOCAL_SPACE, SPACES, SearchSpace, resolve_space
+from xmodal.tuning.space import (
+    DEFAULT_BUDGET,
+    DEFAULT_SPACE,
+    DEFAULT_SPACE_NAME,
+    LOCAL_SPACE,
+    ORCA_SPACE,
+    SPACES,
+    SearchSpace,
+    resolve_space,
+)
 
 if TYPE_CHECKING:
     from xmodal.tuning.search import PRUNERS, TuneResult, parse_duration, tune
 
-__all__ = ["DEFAULT_BUDGET", "tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "LOCAL_SPACE", "SPACES",
-           "resolve_space", "PRUNERS", "parse_duration"]
+__all__ = ["DEFAULT_BUDGET", "tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "DEFAULT_SPACE_NAME", "ORCA_SPACE",
+           "LOCAL_SPACE", "SPACES", "resolve_space", "PRUNERS", "parse_duration"]
 
 _LAZY = ("tune", "TuneResult", "PRUNERS", "parse_duration")
 

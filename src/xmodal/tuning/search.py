@@ -167,7 +167,7 @@ def tune(
             the space's settings are overridden per trial, the rest (body, seed, ``validation`` …)
             hold for every trial. ``validation`` must be > 0 unless ``validation_data`` is given.
         space: the search space: a :class:`~xmodal.tuning.space.SearchSpace`, its file form as a mapping,
-            a name in :data:`~xmodal.tuning.space.SPACES` (``"orca"``, the default, or ``"local"``) or a
+            a name in :data:`~xmodal.tuning.space.SPACES` (``"local"``, the default, or ``"orca"``) or a
             ``.yaml``/``.json`` space file.
         budget: stop after this wall time (``"20m"``, seconds, or ``None``); the trial running at the
             deadline is stopped there.

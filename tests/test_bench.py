@@ -146,6 +146,9 @@ def test_tuned_cells_share_one_study_per_task(tmp_path, monkeypatch):
     assert studies == [(bench.TUNE_SEED, out / "tune-local" / "tiny-wine")]  # the default space, local
     assert [(r["seed"], r["tune_s"]) for r in res.rows] == [(0, 12.5), (1, 12.5)]
     assert all(r["value"] > 0.3 for r in res.rows)  # fitted at the study's settings, scored on the test split
+    # each cell records what it ran on (scores with the same settings differ across machines)
+    env = json.loads(next((out / "cells" / "tiny-wine").glob("*seed1.json")).read_text())["row"]["env"]
+    assert env["torch"] == torch.__version__ and env["cpu_capability"] and env["threads"] >= 1
     # another named space: its own study (and cell key), the space passed to tune; orca's in OUT/tune/
     wide = bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], tmp_path / "orca", body="vit-tiny-random",
                            progress=False, tune_space="orca")

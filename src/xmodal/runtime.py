@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
@@ -16,7 +18,7 @@ from xmodal.distributed import local_device
 from xmodal.errors import TrainingDiverged, XmodalError
 
 __all__ = ["resolve_device", "autocast", "amp_dtype", "grad_scaler", "PRECISIONS", "atomic_save_tensors",
-           "diverged"]
+           "diverged", "environment"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,3 +109,27 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: 
         tmp.unlink(missing_ok=True)
 
 
+
+
+def environment() -> dict[str, str | int]:
+    """What a run's numbers depend on beyond its settings and seed: package versions, the CPU (model and the
+    SIMD level torch's kernels use) and the thread count. A run is bit-for-bit repeatable on one machine and
+    environment, but CPU kernels differ between machines, so a small task's score can move by several points
+    from one machine to another with the same settings (``results/TUNED_SUITE_LOCAL.md``, "same best
+    settings"); recording this with every result says which numbers were measured alike.
+    """
+    def _version(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):  # Linux: the model name; elsewhere platform's answer stands
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"torch": torch.__version__, "transformers": _version("transformers"), "numpy": _version("numpy"),
+            "python": platform.python_version(), "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}

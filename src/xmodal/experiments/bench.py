@@ -41,6 +41,7 @@ from xmodal.experiments.suite import (
     settings_for_body,
     strategy_name,
 )
+from xmodal.runtime import environment
 from xmodal.tuning.search import DEFAULT_BUDGET
 from xmodal.tuning.space import DEFAULT_SPACE_NAME
 
@@ -289,6 +290,7 @@ def _compute_cell(task: SuiteTask, method: str, seed: int, key: str, path: str, 
     """Run one cell and write it atomically to ``path`` (the unit of work of a sequential or parallel run)."""
     row = _run_cell(task, _dataset(task.dataset_name), method, seed, body, tune_dir, tuning)
     row["threads"] = torch.get_num_threads()
+    row["env"] = environment()  # which cells were measured alike (the same settings differ across machines)
     save_cell(Path(path), key, row)
     return row
 

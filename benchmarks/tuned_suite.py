@@ -269,22 +269,21 @@ def report(root: Path, figure: Path | None = None, tuned: Path | None = None, sp
     ``root``). When ``tuned`` differs from ``root``, the tuned cells of ``root`` (ORCA's space) are compared
     with them task by task."""
     tuned = tuned or root
+    apart = tuned != root  # tuned cells from another bench folder than the untuned and peer cells
     studies = Tuning(space=space).folder(tuned)
-    rows = [r for r in read_cells(root) if not (tuned != root and r["method"] in TUNED)]
-    tuned_rows = [r for r in read_cells(tuned) if r["method"] in TUNED]
-    rows += tuned_rows if tuned != root else []
+    rows = [r for r in read_cells(root) if not (apart and r["method"] in TUNED)]
+    tuned_rows = [r for r in read_cells(tuned) if r["method"] in TUNED] if apart else \
+        [r for r in rows if r["method"] in TUNED]
+    rows += tuned_rows if apart else []
     rows += validation_choices(tuned_rows, ["tuned:auto"])
     tasks = [t for t in SUITE if any(r["task"] == t and r["method"] == "tuned:auto" for r in rows)]
-    command = f"python benchmarks/tuned_suite.py --cells {root}" + (
-        f" --tuned {tuned} --space {space}" if tuned != root else "")
-    out = ["# Tuned xmodal on the suite (issue 12)" + (f": the `{space}` search space" if tuned != root else ""),
-           "",
-           f"`{command}` — tuned cells from "
-           f"`xmodal bench --methods tuned:auto{',peer' if tuned == root else ''} --tune-space {space} --out {tuned}` "
-           "(MiniLM-L6, one 5-minute "
-           "study per task on a fifth of its training data, seed 0; each cell fits at the study's best settings on "
-           "the other four fifths to score validation, then refits on all training rows)"
-           + (f"; untuned and peer cells from `{root}`" if tuned != root else "")
+    command = f"python benchmarks/tuned_suite.py --cells {root}"
+    command += f" --tuned {tuned} --space {space}" if apart else ""
+    out = ["# Tuned xmodal on the suite (issue 12)" + (f": the `{space}` search space" if apart else ""), "",
+           f"`{command}` — tuned cells from `xmodal bench --methods tuned:auto{'' if apart else ',peer'} "
+           f"--tune-space {space} --out {tuned}` (MiniLM-L6, one 5-minute study per task on a fifth of its training "
+           "data, seed 0; each cell fits at the study's best settings on the other four fifths to score validation, "
+           "then refits on all training rows)" + (f"; untuned and peer cells from `{root}`" if apart else "")
            + ". Every column is the mean over the seeds the tuned cells have (their number in brackets), so that "
            "each side sees the same seeds.", "",
            "| task | metric | untuned orca | untuned best (by test) | tuned orca | tuned finetune | "
@@ -333,7 +332,7 @@ def report(root: Path, figure: Path | None = None, tuned: Path | None = None, sp
                    f"{best} |")
     out += ["", f"Tuning, all tasks: {total / 60:.0f} minutes on this machine."]
     out += choice_agreement(rows, tasks)
-    if tuned != root:
+    if apart:
         out += space_comparison(read_cells(root), rows, tasks, space, Tuning(space="orca").folder(root), studies)
     regions = sampled_trials_vs_defaults(studies, tasks)
     if regions:

@@ -109,13 +109,11 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: 
         tmp.unlink(missing_ok=True)
 
 
-
-
 def environment() -> dict[str, str | int]:
     """What a run's numbers depend on beyond its settings and seed: package versions, the CPU (model and the
     SIMD level torch's kernels use) and the thread count. A run is bit-for-bit repeatable on one machine and
-    environment, but CPU kernels differ between machines, so a small task's score can move by several points
-    from one machine to another with the same settings (``results/TUNED_SUITE_LOCAL.md``, "same best
+    environment, but not across them: a small task's score has moved by several points from one machine to
+    another with the same settings and seed (``results/TUNED_SUITE_LOCAL.md``, "same best
     settings"); recording this with every result says which numbers were measured alike.
     """
     def _version(dist: str) -> str:

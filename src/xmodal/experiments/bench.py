@@ -289,8 +289,8 @@ def _compute_cell(task: SuiteTask, method: str, seed: int, key: str, path: str, 
                   tune_dir: Path | None = None, tuning: Tuning = Tuning()) -> dict[str, Any]:
     """Run one cell and write it atomically to ``path`` (the unit of work of a sequential or parallel run)."""
     row = _run_cell(task, _dataset(task.dataset_name), method, seed, body, tune_dir, tuning)
-    row["threads"] = torch.get_num_threads()
     row["env"] = environment()  # which cells were measured alike (the same settings differ across machines)
+    row["threads"] = row["env"]["threads"]
     save_cell(Path(path), key, row)
     return row
 

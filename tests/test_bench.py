@@ -34,6 +34,22 @@ def test_performance_profile_on_hand_made_errors():
     assert prof["y"].tolist() == [0.0, 0.5]  # 2× the best on a, absent on b
 
 
+def test_results_say_where_their_cells_ran():
+    from xmodal.experiments.bench_results import environment_lines
+
+    env = {"torch": "2.0", "transformers": "5.0", "numpy": "2.0", "cpu": "Xeon", "cpu_capability": "AVX512",
+           "threads": 2}
+    rows = [{**_row("a", "x", 0.9), "env": env}, {**_row("a", "y", 0.8), "env": env},
+            {**_row("a", "z", 0.7), "env": {**env, "cpu_capability": "AVX2"}}, _row("b", "x", 0.5)]
+    lines = environment_lines(rows)
+    assert "- torch 2.0, transformers 5.0, numpy 2.0, Xeon (AVX512), 2 threads: 2 cells" in lines
+    assert "- torch 2.0, transformers 5.0, numpy 2.0, Xeon (AVX2), 2 threads: 1 cells" in lines
+    assert "- not recorded: 1 cells" in lines
+    assert lines.index("- torch 2.0, transformers 5.0, numpy 2.0, Xeon (AVX512), 2 threads: 2 cells") < \
+        lines.index("- not recorded: 1 cells")  # the most common environment first
+    assert environment_lines([]) == []
+
+
 def test_suite_registry():
     assert {"gunpoint", "japanesevowels", "mnist-5k", "fashion-mnist-10k", "darcy-16", "darcy-85", "splice",
             "breast-cancer", "credit-g", "diabetes"} <= set(SUITE)
@@ -53,6 +69,7 @@ def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
     assert all(r["value"] > 0.8 for r in peer)  # gradient boosting on wine
     md = (out / "RESULTS.md").read_text()
     assert "| tiny-wine | accuracy ↑ |" in md and "**" in md and (out / "performance_profile.png").stat().st_size > 0
+    assert f"({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads: 4 cells" in md
     with open(out / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 4
     monkeypatch.setattr(bench, "_run_cell", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))

@@ -111,10 +111,10 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: 
 
 def environment() -> dict[str, str | int]:
     """What a run's numbers depend on beyond its settings and seed: package versions, the CPU (model and the
-    SIMD level torch's kernels use) and the thread count. A run is bit-for-bit repeatable on one machine and
-    environment, but not across them: a small task's score has moved by several points from one machine to
-    another with the same settings and seed (``results/TUNED_SUITE_LOCAL.md``, "same best
-    settings"); recording this with every result says which numbers were measured alike.
+    SIMD level torch's kernels use) and the thread count. A run is bit-for-bit repeatable in one environment,
+    but another SIMD level or thread count sums in another order and, on a small task, moves the score by as
+    much as another seed does (``python benchmarks/reproducibility.py``, ``results/RELIABILITY.md``); recording
+    this with every result says which numbers were measured alike.
     """
     def _version(dist: str) -> str:
         try:

@@ -15,7 +15,7 @@ from xmodal.experiments.cells import summarize_cells
 from xmodal.experiments.suite import CHOICES, REFERENCES, transfers
 from xmodal.files import atomic_write_text
 
-__all__ = ["head_to_head", "performance_profile", "plot_performance_profile", "write_results"]
+__all__ = ["environment_lines", "head_to_head", "performance_profile", "plot_performance_profile", "write_results"]
 
 
 def _summary(rows: list[dict[str, Any]], task: str, method: str) -> dict[str, float] | None:
@@ -123,13 +123,33 @@ def write_results(
               ("" if seconds is None else
                f"Wall time of this run (cells computed now; resumed cells cost nothing): {seconds:.0f} s. ")
               + f"Sum of the {len(rows)} cells' own times (the cost of running them all at once): "
-              f"{sum(float(r.get('total_s', 0)) for r in rows):.0f} s.", ""]
+              f"{sum(float(r.get('total_s', 0)) for r in rows):.0f} s.", "", *environment_lines(rows)]
     md = out_dir / "RESULTS.md"
     atomic_write_text(md, "\n".join(lines))
     csv_path = out_dir / "results.csv"
     write_csv(rows, csv_path, ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned",
                                "diverged", "tune_s", "align_s", "finetune_s", "total_s", "peer"])
     return {"markdown": str(md), "csv": str(csv_path), "profile": str(png)}
+
+
+def environment_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Where the cells ran: each environment (:func:`xmodal.runtime.environment`) with its number of cells, and
+    the cells measured before environments were recorded. A fit is bit-for-bit repeatable in one environment,
+    but another SIMD level or thread count changes its floating-point sums and, on small tasks, its score by as
+    much as another seed does (``python benchmarks/reproducibility.py``, ``results/RELIABILITY.md``)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        env = r.get("env")
+        label = ("not recorded" if not env else
+                 f"torch {env['torch']}, transformers {env['transformers']}, numpy {env['numpy']}, "
+                 f"{env['cpu']} ({env['cpu_capability']}), {env['threads']} threads")
+        counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return []
+    lines = ["Where the cells ran (the same cell gives another score under another SIMD level or thread count, by "
+             "as much as another seed does: compare methods measured alike, or within the seeds' spread):", ""]
+    lines += [f"- {label}: {n} cells" for label, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return [*lines, ""]
 
 
 def _metric_table(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[str]:

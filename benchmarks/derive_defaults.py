@@ -23,10 +23,7 @@ from xmodal.config import RunConfig
 from xmodal.data.builtin import load_dataset
 from xmodal.data.split import validation_split
 from xmodal.defaults import RULE, resolve_settings
-
-#: the development half of the suite (one or two per modality); the other half is held out
-DEV = ("gunpoint", "japanesevowels", "mnist-5k", "darcy-16", "breast-cancer", "splice")
-HELD_OUT = ("acsf1", "basicmotions", "fashion-mnist-10k", "darcy-85", "credit-g", "diabetes")
+from xmodal.experiments.suite import DEVELOPMENT
 
 
 def run_studies(tasks: list[str], budget: str, out: Path, body: str) -> None:
@@ -91,7 +88,7 @@ def summarize(tasks: list[str], out: Path, top: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", nargs="+", default=list(DEV))
+    ap.add_argument("--tasks", nargs="+", default=list(DEVELOPMENT))
     ap.add_argument("--budget", default="6m", help="per task")
     ap.add_argument("--out", default="results/tuning")
     ap.add_argument("--body", default="minilm-l6")

@@ -25,11 +25,9 @@ from typing import Any
 from xmodal.config import RunConfig
 from xmodal.data.builtin import load_dataset
 from xmodal.experiments.bench import TUNE_SEED, Tuning
-from xmodal.experiments.suite import VALIDATION, get_task
+from xmodal.experiments.suite import DEVELOPMENT, VALIDATION, get_task
 from xmodal.files import atomic_write_text
 from xmodal.tuning import DEFAULT_BUDGET, SPACES, tune
-
-DEV = ("gunpoint", "japanesevowels", "mnist-5k", "darcy-16", "breast-cancer", "splice")  # derive_defaults.DEV
 
 
 def run_study(task_name: str, space: str, bench_dir: Path, budget: str, body: str) -> Path:
@@ -97,7 +95,7 @@ def report(tasks: list[str], spaces: list[str], dirs: list[Path]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", default=",".join(DEV), help="suite tasks (default: the development half)")
+    ap.add_argument("--tasks", default=",".join(DEVELOPMENT), help="suite tasks (default: the development half)")
     ap.add_argument("--spaces", default="orca,local", help="named spaces (default: orca,local)")
     ap.add_argument("--bench-dirs", default="results/full,results/full-local",
                     help="the bench folder of each space, in the order of --spaces")

@@ -10,7 +10,7 @@ import torch
 
 from xmodal.errors import XmodalError
 from xmodal.experiments import bench
-from xmodal.experiments.suite import SUITE, SuiteTask, get_task, suite_tasks
+from xmodal.experiments.suite import DEVELOPMENT, HELD_OUT, SUITE, SuiteTask, get_task, suite_tasks
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +54,8 @@ def test_suite_registry():
     assert {"gunpoint", "japanesevowels", "mnist-5k", "fashion-mnist-10k", "darcy-16", "darcy-85", "splice",
             "breast-cancer", "credit-g", "diabetes"} <= set(SUITE)
     assert all(t.quick for t in suite_tasks(quick=True)) and len(suite_tasks(quick=True)) < len(SUITE)
+    # the defaults were chosen on one half and judged on the other: the halves split the suite
+    assert set(DEVELOPMENT) | set(HELD_OUT) == set(SUITE) and not set(DEVELOPMENT) & set(HELD_OUT)
     with pytest.raises(XmodalError, match="unknown suite task"):
         get_task("nope")
 

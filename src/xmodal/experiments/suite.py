@@ -21,7 +21,8 @@ from typing import Any
 from xmodal.errors import XmodalError
 from xmodal.registry import Registry
 
-__all__ = ["SuiteTask", "SUITE", "get_task", "suite_tasks", "settings_for", "settings_for_body"]
+__all__ = ["SuiteTask", "SUITE", "DEVELOPMENT", "HELD_OUT", "get_task", "suite_tasks", "settings_for",
+           "settings_for_body"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,13 @@ for _task in (
     SuiteTask("diabetes", "tabular", "hgb", dict(max_tokens=64, epochs=8, batch_size=16, lr=1e-4)),
 ):
     SUITE.add(_task.name, _task)
+
+
+#: the development half of the suite (one or two tasks per modality): the automatic settings
+#: (:mod:`xmodal.defaults`) and the default search space (:mod:`xmodal.tuning.space`) were chosen on these
+#: tasks' validation scores; :data:`HELD_OUT` is the other half, which judges them and chose nothing
+DEVELOPMENT = ("gunpoint", "japanesevowels", "mnist-5k", "darcy-16", "breast-cancer", "splice")
+HELD_OUT = ("acsf1", "basicmotions", "fashion-mnist-10k", "darcy-85", "credit-g", "diabetes")
 
 
 def get_task(name: str) -> SuiteTask:

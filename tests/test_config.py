@@ -16,6 +16,7 @@ from sklearn.model_selection import cross_val_score
 import xmodal.estimator.runs as est_mod  # where the training runs build bodies
 from xmodal import CrossModalEstimator, XmodalError
 from xmodal.cli import build_parser, main
+from xmodal.cli.fit import choice_note
 from xmodal.config import PARAMS, SHARED, RunConfig, add_cli_options, config_from_cli
 from xmodal.data.split import validation_split
 from xmodal.experiments.compare import SHARED_PARAMS
@@ -149,12 +150,21 @@ def test_auto_keeps_the_candidate_with_the_better_validation_score(monkeypatch):
         return out
 
     monkeypatch.setattr(est_mod.Job, "run", run)
-    for scores, expected in [({"frozen": 0.9, "finetune": 0.6}, "frozen"),
-                             ({"frozen": 0.4, "finetune": 0.6}, "finetune"),
-                             ({"frozen": 0.6, "finetune": 0.6}, "frozen")]:
+    # 8 validation rows: one standard error of an accuracy p is sqrt(p (1 - p) / 8), 0.11 at 0.9, 0.16 at 0.7
+    for scores, expected, margin, clear in [({"frozen": 0.9, "finetune": 0.6}, "frozen", 0.3, True),
+                                            ({"frozen": 0.4, "finetune": 0.6}, "finetune", 0.2, True),
+                                            ({"frozen": 0.7, "finetune": 0.6}, "frozen", 0.1, False),
+                                            ({"frozen": 0.6, "finetune": 0.6}, "frozen", 0.0, False)]:
         rigged.update(scores)
         est = CrossModalEstimator(strategy="auto", candidates=("frozen", "finetune"), epochs=1, **TINY).fit(X, y)
         assert est.strategy_ == expected and est.strategy_scores_ == scores
+        choice = est.report_.validation["choice"]
+        assert choice["runner_up"] == ({"frozen", "finetune"} - {expected}).pop()
+        assert choice["margin"] == pytest.approx(margin) and choice["clear"] is clear
+        p = scores[expected]
+        assert choice["standard_error"] == pytest.approx((p * (1 - p) / 8) ** 0.5)
+        note = choice_note(expected, choice, 8)
+        assert (note is None) == clear and (clear or choice["runner_up"] in note)
         assert est.validation_score_ == scores[expected]
         assert [r["label"] for r in est.report_.runs] == ["validation-frozen", "validation-finetune", "final"]
         assert est.report_.runs[-1]["strategy"] == expected and est.report_.runs[-1]["train_rows"] == 40

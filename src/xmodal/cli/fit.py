@@ -289,6 +289,25 @@ def _plot_run(est: Any, run: Path, name: str) -> None:
                             title=f"{name}: stage 3")
 
 
+def choice_note(chosen: str, choice: dict | None, rows: int) -> str | None:
+    """A line on a validation choice between strategies that the validation rows did not settle (a tie, or a
+    margin under one standard error: :func:`xmodal.estimator.runs.choice_margin`); ``None`` when it is clear
+    or cannot be judged."""
+    if not choice:
+        return None
+    other = choice["runner_up"]
+    if choice["margin"] == 0:
+        return (f"note: {chosen} and {other} tied on validation; {chosen} was kept as the earlier candidate. "
+                f"To tell them apart, compare them over seeds: xmodal compare DATA --strategies {chosen},{other} "
+                "--seeds 0,1,2")
+    if choice["clear"] is False:
+        return (f"note: {chosen} led {other} by {choice['margin']:.4f} on {rows} validation rows, under one "
+                f"standard error ({choice['standard_error']:.4f}): another draw of rows could have chosen {other}. "
+                f"A larger --validation share, or xmodal compare DATA --strategies {chosen},{other} --seeds 0,1,2, "
+                "says more")
+    return None
+
+
 def _print_metrics(metrics: dict, run: Path) -> None:
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in metrics["seconds"].items())
     print(f"stage times: {secs}")
@@ -297,6 +316,9 @@ def _print_metrics(metrics: dict, run: Path) -> None:
         scores = val.get("strategy_scores", {})
         chosen = f" (strategy {metrics['strategy']['name']} chosen from {scores})" if len(scores) > 1 else ""
         print(f"validation {val['metric']}: {val['score']:.4f} on {val['rows']} held-out training rows{chosen}")
+        note = choice_note(metrics["strategy"]["name"], val.get("choice"), val["rows"])
+        if note:
+            print(note)
     for k, v in metrics.get("test", {}).items():
         print(f"test {k}: {v:.4f}")
     if "test_note" in metrics:

@@ -38,6 +38,7 @@ from xmodal.estimator.runs import (
     FitReport,
     Job,
     TrainingRun,
+    choice_margin,
     final_label,
     pick,
     planned_steps,
@@ -290,6 +291,8 @@ class CrossModalEstimator(BaseEstimator):
                 else f"{cfg.validation:g} of the training data",
                 "strategy_scores": {r.strategy.name: r.score for r in runs},
             }
+            if len(runs) > 1:
+                report.validation["choice"] = choice_margin(runs, best, metric)
         for r in runs:
             if r is not final:
                 r.model = None  # only the final model is kept

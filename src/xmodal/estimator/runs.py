@@ -294,6 +294,28 @@ def pick(runs: list[TrainingRun], higher_is_better: bool) -> TrainingRun:
     return best
 
 
+def choice_margin(runs: list[TrainingRun], best: TrainingRun, metric: Metric) -> dict[str, Any] | None:
+    """How clearly the validation rows separated the chosen strategy from the runner-up.
+
+    Returns ``runner_up`` (its strategy), ``margin`` (the chosen score minus the runner-up's, in the metric's
+    better direction: ≥ 0, 0 on a tie, which keeps the earlier candidate), and for accuracy
+    ``standard_error`` = sqrt(p (1 − p) / n), the binomial error of the chosen score p on n validation rows,
+    and ``clear`` = margin > 0 and margin ≥ that error. A choice that is not clear could as well have gone
+    the other way on another draw of validation rows (how often validation and test disagreed on the
+    suite: ``python benchmarks/tuned_suite.py``). Other metrics keep no per-row errors here:
+    ``standard_error`` and ``clear`` are ``None``. ``None`` with fewer than two scored candidates.
+    """
+    scored = [r for r in runs if r.score is not None]
+    if best.score is None or len(scored) < 2:
+        return None
+    others = [r for r in scored if r is not best]
+    runner = pick(others, metric.higher_is_better)
+    margin = (best.score - runner.score) if metric.higher_is_better else (runner.score - best.score)
+    se = math.sqrt(best.score * (1 - best.score) / best.n_val) if metric.name == "accuracy" and best.n_val else None
+    return {"runner_up": runner.strategy.name, "margin": margin, "standard_error": se,
+            "clear": None if se is None else bool(margin > 0 and margin >= se)}
+
+
 class NotLearnedWarning(UserWarning):
     """The fitted model scores no better on its validation rows than always predicting one value."""
 

@@ -40,7 +40,8 @@ def test_results_say_where_their_cells_ran():
     env = {"torch": "2.0", "transformers": "5.0", "numpy": "2.0", "cpu": "Xeon", "cpu_capability": "AVX512",
            "threads": 2}
     rows = [{**_row("a", "x", 0.9), "env": env}, {**_row("a", "y", 0.8), "env": env},
-            {**_row("a", "z", 0.7), "env": {**env, "cpu_capability": "AVX2"}}, _row("b", "x", 0.5)]
+            {**_row("a", "z", 0.7), "env": {**env, "cpu_capability": "AVX2"}}, _row("b", "x", 0.5),
+            {**_row("a", "auto", 0.9), "env": env, "chosen": "x"}]  # a validation choice: not another cell
     lines = environment_lines(rows)
     assert "- torch 2.0, transformers 5.0, numpy 2.0, Xeon (AVX512), 2 threads: 2 cells" in lines
     assert "- torch 2.0, transformers 5.0, numpy 2.0, Xeon (AVX2), 2 threads: 1 cells" in lines

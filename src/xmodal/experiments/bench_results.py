@@ -139,6 +139,8 @@ def environment_lines(rows: list[dict[str, Any]]) -> list[str]:
     much as another seed does (``python benchmarks/reproducibility.py``, ``results/RELIABILITY.md``)."""
     counts: dict[str, int] = {}
     for r in rows:
+        if "chosen" in r:  # a validation choice's row repeats one of the cells counted here
+            continue
         env = r.get("env")
         label = ("not recorded" if not env else
                  f"torch {env['torch']}, transformers {env['transformers']}, numpy {env['numpy']}, "

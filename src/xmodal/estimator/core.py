@@ -290,9 +290,8 @@ class CrossModalEstimator(BaseEstimator):
                 "source": "validation_data" if best.label != f"validation-{best.strategy.name}"
                 else f"{cfg.validation:g} of the training data",
                 "strategy_scores": {r.strategy.name: r.score for r in runs},
+                **({"choice": choice_margin(runs, best, metric)} if len(runs) > 1 else {}),
             }
-            if len(runs) > 1:
-                report.validation["choice"] = choice_margin(runs, best, metric)
         for r in runs:
             if r is not final:
                 r.model = None  # only the final model is kept
@@ -317,7 +316,6 @@ class CrossModalEstimator(BaseEstimator):
         self.report_ = report
         if best is not None:
             warn_if_not_learned(self, best, metric)
-
 
     def _check_validation_data(
         self, data: tuple[Any, Any], task: str, k: int, sample_shape: tuple[int, ...], spatial_dims: int | None

@@ -9,8 +9,9 @@ import scipy.linalg
 import torch
 
 from xmodal.align.bures import bures_cross, gauss_stats
+from xmodal.align.classes import ClassIndex
 from xmodal.align.objectives import get_objective
-from xmodal.align.otdd import OTDD, _Classes, otdd_distance
+from xmodal.align.otdd import OTDD, otdd_distance
 from xmodal.align.sinkhorn import sinkhorn_cost, sinkhorn_divergence
 from xmodal.errors import XmodalError
 
@@ -177,7 +178,7 @@ def test_gaussian_source_classes_of_mixed_size_match_scipy_bures():
     ref = np.array([[_bures(A[ya == k], B[yb == m]) for m in range(4)] for k in range(2)])
     np.testing.assert_allclose(W_ts.numpy(), ref, rtol=1e-6)
     # the padded factors of _gauss_stats give the same values
-    gt = gauss_stats(obj._prepare_target(Xa, ya), _Classes(ya, None, None, obj.device))
+    gt = gauss_stats(obj._prepare_target(Xa, ya), ClassIndex(ya, None, None, obj.device))
     padded = {k: v for k, v in obj.src_gauss.items() if k in ("mu", "tr", "F")}
     torch.testing.assert_close(bures_cross(gt, padded), W_ts, rtol=1e-6, atol=1e-6)
 
@@ -191,7 +192,7 @@ def test_float32_bures_product_matches_float64():
     Xs = (torch.randn(3, 384, generator=g, dtype=F64)[ys] + torch.randn(1500, 384, generator=g, dtype=F64)) * scales
     Xt = (torch.randn(2, 384, generator=g, dtype=F64)[yt] + 2 * torch.randn(32, 384, generator=g, dtype=F64)) * scales
     obj = OTDD(Xs, ys, inner="gaussian")
-    gt = gauss_stats(obj._prepare_target(Xt, yt), _Classes(yt, None, None, obj.device))
+    gt = gauss_stats(obj._prepare_target(Xt, yt), ClassIndex(yt, None, None, obj.device))
     ref = bures_cross(gt, obj.src_gauss)
     fast = bures_cross(gt, obj.src_gauss, torch.float32)
     assert fast.dtype == ref.dtype == F64
@@ -336,3 +337,57 @@ def test_cuda_matches_cpu():
     cpu = otdd_distance(Xa, ya, Xb, yb).item()
     gpu = otdd_distance(Xa.cuda(), ya.cuda(), Xb.cuda(), yb.cuda()).item()
     assert gpu == pytest.approx(cpu, rel=1e-3)
+
+
+# ------------------------------------------------------------------------------ far targets: adaptive ε
+def _counting_solver(monkeypatch) -> list[tuple[int, float]]:
+    import xmodal.align.sinkhorn as sinkhorn
+
+    solves: list[tuple[int, float]] = []
+    inner = sinkhorn.sinkhorn_potentials
+
+    def counted(*args, **kwargs):
+        res = inner(*args, **kwargs)
+        solves.append((res.iters, res.error))
+        return res
+
+    monkeypatch.setattr(sinkhorn, "sinkhorn_potentials", counted)
+    return solves
+
+
+def test_far_target_raises_outer_epsilon_and_converges(monkeypatch):
+    """A target far from the source (a fresh embedder) makes the source-relative ε nearly unregularised:
+    the fixed-ε solves stop at max_iters short of tol. The adaptive ε (default) converges every solve and
+    stays close to the exact OTDD, which the far shift dominates."""
+    Xs, ys = _data(120, 8, 3, 1, dtype=torch.float32)
+    Xt, yt = _data(90, 8, 3, 2, shift=10.0, dtype=torch.float32)
+    solves = _counting_solver(monkeypatch)
+    fixed = OTDD(Xs, ys, inner="gaussian", adapt_epsilon=False, max_iters=300)
+    solves.clear()
+    fixed.value(Xt, yt)
+    assert any(err >= 1e-4 for _, err in solves)  # the case this option exists for
+    adaptive = OTDD(Xs, ys, inner="gaussian", max_iters=300)
+    solves.clear()
+    val = adaptive.value(Xt, yt)
+    assert solves and all(err < 1e-4 for _, err in solves)
+    assert max(adaptive._ot_ss_levels) >= 2  # ε was raised at least 4×
+    ref = otdd_distance(Xt.double(), yt, Xs.double(), ys, inner="gaussian", adapt_epsilon=False, epsilon=1e-3,
+                        debiased=True, max_iters=20000).item()
+    assert val == pytest.approx(ref, rel=0.02)
+    # the class-wise training loss converges too and its gradient pulls the target towards the source
+    Xg = Xt.clone().requires_grad_(True)
+    solves.clear()
+    adaptive.loss(Xg, yt).backward()
+    assert all(err < 1e-4 for _, err in solves)
+    with torch.no_grad():
+        moved = Xt - 0.05 * Xg.grad / Xg.grad.norm() * Xt.norm()
+    assert adaptive.value(moved, yt) < val
+
+
+def test_near_target_keeps_the_fixed_epsilon():
+    Xs, ys = _data(80, 6, 3, 3, dtype=torch.float32)
+    Xt, yt = _data(70, 6, 3, 4, shift=0.2, dtype=torch.float32)
+    adaptive, fixed = OTDD(Xs, ys, inner="gaussian"), OTDD(Xs, ys, inner="gaussian", adapt_epsilon=False)
+    assert adaptive.value(Xt, yt) == fixed.value(Xt, yt)
+    assert float(adaptive.loss(Xt, yt)) == float(fixed.loss(Xt, yt))
+    assert set(adaptive._ot_ss_levels) == {0}

@@ -29,12 +29,26 @@ Solvers (``xmodal.align.sinkhorn``): all OT problems are entropic, log-domain, b
   (mean and population covariance), ``‖μ - μ'‖² + tr Σ + tr Σ' - 2 tr (Σ^½ Σ' Σ^½)^½``
   (:mod:`xmodal.align.bures`).
 
-ε is relative, fixed once from the *source* (the ``Xs`` given to :class:`OTDD`, the second dataset
-of :func:`otdd_distance`): inner ``ε = inner_epsilon · s_x`` and outer ``ε = epsilon · (s_x + s_y)``,
-where ``s_x = mean ‖x_i - x_j‖²`` over all source pairs and ``s_y`` the mean source label distance
-over pairs of source points. A fixed ε keeps the debiasing exact (all three terms at one ε), lets the
-source self-term be precomputed, and pulls the target to the source's scale (a target-dependent ε
-would let the embedder change the regularisation by rescaling its output).
+ε is relative to the *source* (the ``Xs`` given to :class:`OTDD`, the second dataset of
+:func:`otdd_distance`): inner ``ε = inner_epsilon · s_x`` and outer ``ε = epsilon · s · 2^k``, where
+``s_x = mean ‖x_i - x_j‖²`` over all source pairs, ``s_y`` the mean source label distance over pairs
+of source points, ``s = s_x + s_y``, and ``k = 0`` while the target is near the source. One ε for
+all three terms keeps the debiasing exact, and a source-derived ε lets the source self-term be
+precomputed and pulls the target to the source's scale (an ε proportional to the target's own
+spread would let the embedder change the regularisation by rescaling its output).
+
+Far targets (``adapt_epsilon=True``, the default). When the target lies far from the source — a
+freshly built embedder, a body whose proxy is unlike the task — the outer costs are many times
+``s`` and ``epsilon · s`` is a nearly unregularised temperature for them: Sinkhorn needs
+``O(cost range / ε)`` iterations, stops at ``max_iters`` short of ``tol`` and a stage-2 step takes
+seconds. Each outer problem therefore uses ``k = ⌊log₂(c̄ / s)⌋`` (0 when ``c̄ < 2 s``, at most 40),
+with ``c̄`` the mean outer cost of that problem under the independent coupling: ε is at least
+``epsilon · c̄ / 2``, a fixed relative temperature of the problem actually solved. ``k`` takes
+powers of two, so the source self-term is computed once per level and cached; it falls back to 0 as
+the target approaches the source (at ``c̄ < 2 s``), where the values are those of the fixed ε. Moving
+away cannot lower the loss: the Sinkhorn divergence of the squared Euclidean cost contains the
+squared distance of the means at every ε. The iterations and time saved against the fixed ε:
+``python benchmarks/select_cost.py --task darcy-85``.
 
 Gradients w.r.t. the target features flow through the outer problem *and* through the
 target-involving label distances (envelope gradients of every Sinkhorn problem); with
@@ -68,6 +82,7 @@ from typing import Any
 import torch
 
 from xmodal.align.bures import bures_all_pairs, bures_cross, exact_rank_factors, gauss_stats
+from xmodal.align.classes import ClassIndex, ClassSubset, sqdist
 from xmodal.align.numerics import working_dtype
 from xmodal.align.objectives import Objective, check_features, register_objective
 from xmodal.align.sinkhorn import sinkhorn_cost, sinkhorn_divergence
@@ -77,46 +92,13 @@ __all__ = ["OTDD", "otdd_distance", "INNER_METHODS", "DEFAULT_EPSILON"]
 
 INNER_METHODS = ("exact", "gaussian")
 
+#: Most doublings of the outer ε for a target far from the source (see the module docstring).
+_MAX_LEVEL = 40
+
 #: Default relative ε of the outer and inner problems: the accuracy/speed trade-off against POT's exact
 #: ``emd2`` OTDD (a smaller ε is closer and slower) is measured by ``python benchmarks/otdd_correctness.py``
 #: and ``python benchmarks/otdd_speed.py``.
 DEFAULT_EPSILON = 0.002
-
-
-def _sqdist(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``(n, m)`` squared Euclidean distances, clamped at 0."""
-    d2 = torch.addmm((A * A).sum(1, keepdim=True) + (B * B).sum(1).unsqueeze(0), A, B.T, alpha=-2.0)
-    return d2.clamp_min(0.0)
-
-
-class _Classes:
-    """Index structure of one labelled set: the present labels, and per class a padded list of row
-    indices (capped at ``cap`` by a seeded random subset) with 0/1 weights."""
-
-    def __init__(self, y: torch.Tensor, cap: int | None, gen: torch.Generator | None, device: torch.device):
-        yc = y.detach().cpu().long()
-        self.labels = torch.unique(yc)  # sorted
-        self.compact = torch.searchsorted(self.labels, yc).to(device)  # (n,) in 0..K-1
-        rows, counts = [], []
-        for c in self.labels.tolist():
-            idx = (yc == c).nonzero().flatten()
-            counts.append(len(idx))
-            if cap is not None and len(idx) > cap:
-                idx = idx[torch.randperm(len(idx), generator=gen)[:cap]]
-            rows.append(idx)
-        L = max(len(r) for r in rows)
-        self.idx = torch.zeros(len(rows), L, dtype=torch.long)
-        self.mask = torch.zeros(len(rows), L, dtype=torch.bool)
-        for k, r in enumerate(rows):
-            self.idx[k, : len(r)] = r
-            self.mask[k, : len(r)] = True
-        self.idx, self.mask = self.idx.to(device), self.mask.to(device)
-        self.counts = torch.tensor(counts, dtype=torch.long)
-        self.K = len(rows)
-        self.sizes = [len(r) for r in rows]
-
-    def onehot(self, dtype: torch.dtype) -> torch.Tensor:
-        return torch.nn.functional.one_hot(self.compact, self.K).to(dtype)
 
 
 def _check_options(inner: str, epsilon: float, inner_epsilon: float, max_per_class, n_per_class,
@@ -151,6 +133,8 @@ class OTDD(Objective):
         n_per_class: target samples per class in each ``loss`` call (default 256; None = all given).
         source_per_class: source samples per class in each ``loss`` call (default None = the entire
             source, as ORCA's Algorithm 1, with its precomputed self-term).
+        adapt_epsilon: raise the outer ε in powers of two for targets far from the source (default
+            True; see the module docstring). False: the fixed ``epsilon · s`` of earlier versions.
         max_iters, tol: Sinkhorn budget and stopping rule (L1 marginal error) of every problem.
         seed: seeds the per-class caps (fixed) and the ``loss`` subsamples (seed + call counter).
     """
@@ -174,6 +158,7 @@ class OTDD(Objective):
         detach_label_costs: bool = False,
         n_per_class: int | None = 256,
         source_per_class: int | None = None,
+        adapt_epsilon: bool = True,
         max_iters: int = 1000,
         tol: float = 1e-4,
         seed: int = 0,
@@ -182,12 +167,13 @@ class OTDD(Objective):
             Xs, ys, inner=inner, epsilon=epsilon, inner_epsilon=inner_epsilon, debiased=debiased,
             inner_debiased=inner_debiased, sharp=sharp, max_per_class=max_per_class,
             detach_label_costs=detach_label_costs, n_per_class=n_per_class, source_per_class=source_per_class,
-            max_iters=max_iters, tol=tol, seed=seed,
+            adapt_epsilon=adapt_epsilon, max_iters=max_iters, tol=tol, seed=seed,
         )
         _check_options(inner, epsilon, inner_epsilon, max_per_class, n_per_class, source_per_class, max_iters, tol)
         self.inner, self.epsilon, self.inner_epsilon = inner, float(epsilon), float(inner_epsilon)
         self.debiased, self.inner_debiased, self.sharp = bool(debiased), bool(inner_debiased), bool(sharp)
         self.max_per_class, self.detach_label_costs = max_per_class, bool(detach_label_costs)
+        self.adapt_epsilon = bool(adapt_epsilon)
         self.n_per_class, self.source_per_class = n_per_class, source_per_class
         self.max_iters, self.tol, self.seed = max_iters, float(tol), int(seed)
         self._calls = 0
@@ -198,7 +184,7 @@ class OTDD(Objective):
             Xs = Xs.detach().to(self.dtype)
             self.center = Xs.mean(0)
             self.Xs = Xs - self.center
-            self.src = _Classes(ys, max_per_class, torch.Generator().manual_seed(self.seed), self.device)
+            self.src = ClassIndex(ys, max_per_class, torch.Generator().manual_seed(self.seed), self.device)
             # mean ‖x_i - x_j‖² over all ordered source pairs = 2 · mean ‖x - x̄‖²
             self.feature_scale = max(2.0 * float((self.Xs * self.Xs).sum(1).mean()), torch.finfo(self.dtype).tiny)
             self.inner_eps_abs = self.inner_epsilon * self.feature_scale
@@ -214,7 +200,9 @@ class OTDD(Objective):
             self.outer_scale = self.feature_scale + max(self.label_scale, 0.0)
             self.outer_eps_abs = self.epsilon * self.outer_scale
             self._Os = self.src.onehot(self.dtype)
-            self.ot_ss = self._source_self_term(self.Xs, self._Os) if self.debiased else None
+            # OT_ε(S, S) of the outer problem per ε level (module docstring); level 0 now, the others on demand
+            self._ot_ss_levels: dict[int, torch.Tensor] = {}
+            self.ot_ss = self._source_self_term_at(0) if self.debiased else None
 
     # ----------------------------------------------------------------------------------------- helpers
     def _kw(self) -> dict[str, Any]:
@@ -245,17 +233,47 @@ class OTDD(Objective):
             W = W + torch.diag_embed(self_ot)
         return W, self_ot
 
-    def _source_self_term(self, Xs: torch.Tensor, Os: torch.Tensor) -> torch.Tensor:
-        """``OT_ε(S, S)`` of the outer problem for the source rows ``Xs`` with one-hot labels ``Os``."""
-        C = torch.addmm(_sqdist(Xs, Xs), Os @ self.W_ss, Os.T)
+    def _source_self_term(self, Xs: torch.Tensor, Os: torch.Tensor, level: int = 0) -> torch.Tensor:
+        """``OT_ε(S, S)`` of the outer problem for the source rows ``Xs`` with one-hot labels ``Os``, at
+        the outer ε of ``level`` (``epsilon · s · 2^level``)."""
+        C = torch.addmm(sqdist(Xs, Xs), Os @ self.W_ss, Os.T)
         w = torch.ones(1, C.shape[0], dtype=self.dtype, device=self.device)
-        return sinkhorn_cost(C.unsqueeze(0), w, w, self.epsilon, scale=self.outer_scale, symmetric=True,
-                             **self._kw())[0]
+        return sinkhorn_cost(C.unsqueeze(0), w, w, self.epsilon, scale=self.outer_scale * 2.0 ** level,
+                             symmetric=True, **self._kw())[0]
+
+    def _source_self_term_at(self, level: int) -> torch.Tensor:
+        """The full source's outer self-term at ``level``, computed once per level."""
+        if level not in self._ot_ss_levels:
+            with torch.no_grad():
+                self._ot_ss_levels[level] = self._source_self_term(self.Xs, self._Os, level)
+        return self._ot_ss_levels[level]
+
+    def _outer_eps(
+        self, C_ab: torch.Tensor, a: torch.Tensor, source: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per outer problem of ``C_ab (B, n, m)`` with row weights ``a (B, n)`` (uniform columns): the
+        ε scale ``s · 2^k (B,)`` and, when debiased, the source self-terms at those levels ``(B,)``
+        (cached for the full source; computed for the ``source`` rows and one-hot labels if given)."""
+        with torch.no_grad():
+            levels = [0] * C_ab.shape[0]
+            if self.adapt_epsilon:
+                w = a.detach().to(C_ab.dtype)
+                mean_cost = (w.unsqueeze(2) * C_ab.detach()).sum((1, 2)) / (w.sum(1) * C_ab.shape[2])
+                ratio = (mean_cost / self.outer_scale).clamp(1.0, 2.0 ** _MAX_LEVEL)
+                levels = torch.floor(torch.log2(ratio)).long().tolist()
+            scale = torch.tensor([self.outer_scale * 2.0 ** k for k in levels], dtype=self.dtype, device=self.device)
+            if not self.debiased:
+                return scale, None
+            if source is None:
+                terms = {k: self._source_self_term_at(k) for k in set(levels)}
+            else:
+                terms = {k: self._source_self_term(*source, level=k) for k in set(levels)}
+            return scale, torch.stack([terms[k] for k in levels])
 
     # ------------------------------------------------------------------------------ target label costs
     def _target_label_costs(
-        self, Xt: torch.Tensor, D_tt: torch.Tensor, D_ts: torch.Tensor, tcls: _Classes, cross_target: bool,
-        gemm_dtype: torch.dtype | None = None,
+        self, Xt: torch.Tensor, D_tt: torch.Tensor, D_ts: torch.Tensor, tcls: ClassIndex | ClassSubset,
+        cross_target: bool, gemm_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Label distances ``W_tt (K_t, K_t)`` and ``W_ts (K_t, K_s)`` for the target classes ``tcls``
         (rows of ``Xt`` / ``D_tt`` / ``D_ts``). Without ``cross_target`` only the diagonal of
@@ -311,8 +329,8 @@ class OTDD(Objective):
     def distance(self, Xt: torch.Tensor, yt: torch.Tensor) -> torch.Tensor:
         """Full-set OTDD between ``(Xt, yt)`` and the source, a 0-d tensor differentiable w.r.t. ``Xt``."""
         X = self._prepare_target(Xt, yt)
-        tcls = _Classes(yt, self.max_per_class, torch.Generator().manual_seed(self.seed), self.device)
-        D_tt, D_ts = _sqdist(X, X), _sqdist(X, self.Xs)
+        tcls = ClassIndex(yt, self.max_per_class, torch.Generator().manual_seed(self.seed), self.device)
+        D_tt, D_ts = sqdist(X, X), sqdist(X, self.Xs)
         W_tt, W_ts = self._target_label_costs(X, D_tt, D_ts, tcls, cross_target=True)
         if self.detach_label_costs:
             W_tt, W_ts = W_tt.detach(), W_ts.detach()
@@ -320,19 +338,20 @@ class OTDD(Objective):
         C_ab = torch.addmm(D_ts, Ot @ W_ts, self._Os.T)
         a = torch.ones(1, X.shape[0], dtype=self.dtype, device=self.device)
         b = torch.ones(1, self.Xs.shape[0], dtype=self.dtype, device=self.device)
+        scale, ot_ss = self._outer_eps(C_ab.unsqueeze(0), a)
         if not self.debiased:
-            return sinkhorn_cost(C_ab.unsqueeze(0), a, b, self.epsilon, scale=self.outer_scale, **self._kw())[0]
+            return sinkhorn_cost(C_ab.unsqueeze(0), a, b, self.epsilon, scale=scale, **self._kw())[0]
         C_aa = torch.addmm(D_tt, Ot @ W_tt, Ot.T)
-        return sinkhorn_divergence(C_ab.unsqueeze(0), C_aa.unsqueeze(0), None, a, b, self.epsilon, ot_bb=self.ot_ss,
-                                   scale=self.outer_scale, **self._kw())[0]
+        return sinkhorn_divergence(C_ab.unsqueeze(0), C_aa.unsqueeze(0), None, a, b, self.epsilon, ot_bb=ot_ss,
+                                   scale=scale, **self._kw())[0]
 
     def label_distances(self, Xt: torch.Tensor, yt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The label-to-label distances of a full-set call: ``W_tt (K_t, K_t)`` between the target classes
         and ``W_ts (K_t, K_s)`` from target to source classes, rows/columns in increasing label order
         (only labels present count). Differentiable w.r.t. ``Xt`` (unless ``detach_label_costs``)."""
         X = self._prepare_target(Xt, yt)
-        tcls = _Classes(yt, self.max_per_class, torch.Generator().manual_seed(self.seed), self.device)
-        W_tt, W_ts = self._target_label_costs(X, _sqdist(X, X), _sqdist(X, self.Xs), tcls, cross_target=True)
+        tcls = ClassIndex(yt, self.max_per_class, torch.Generator().manual_seed(self.seed), self.device)
+        W_tt, W_ts = self._target_label_costs(X, sqdist(X, X), sqdist(X, self.Xs), tcls, cross_target=True)
         if self.detach_label_costs:
             W_tt, W_ts = W_tt.detach(), W_ts.detach()
         return W_tt, W_ts
@@ -349,24 +368,22 @@ class OTDD(Objective):
         X = self._prepare_target(Xt, yt)
         self._calls += 1
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._calls)
-        tcls = _Classes(yt, self.n_per_class, gen, self.device)
+        tcls = ClassIndex(yt, self.n_per_class, gen, self.device)
         w_cls = (tcls.counts.to(self.dtype) / tcls.counts.sum()).to(self.device)
         rows = tcls.idx[tcls.mask]  # sampled target rows, class by class
         Xsub = X[rows]
         # re-index the class structure to the sampled rows
         pos = torch.zeros(tcls.mask.shape, dtype=torch.long, device=self.device)
         pos[tcls.mask] = torch.arange(rows.numel(), device=self.device)
-        tsub = _Subset(pos, tcls.mask, tcls.K)
+        tsub = ClassSubset(pos, tcls.mask, tcls.K)
         if self.source_per_class is None:
-            src_rows, ot_ss, Xs_sub, Os_sub = None, self.ot_ss, self.Xs, self._Os
+            src_rows, Xs_sub, Os_sub = None, self.Xs, self._Os
         else:
-            scls = _Classes(self.ys, self.source_per_class, gen, self.device)
+            scls = ClassIndex(self.ys, self.source_per_class, gen, self.device)
             src_rows = scls.idx[scls.mask]
             Xs_sub, Os_sub = self.Xs[src_rows], self._Os[src_rows]
-            with torch.no_grad():
-                ot_ss = self._source_self_term(Xs_sub, Os_sub) if self.debiased else None
-        D_tt = _sqdist(Xsub, Xsub)
-        D_ts = _sqdist(Xsub, self.Xs)  # against the whole source: the inner problems use the capped classes
+        D_tt = sqdist(Xsub, Xsub)
+        D_ts = sqdist(Xsub, self.Xs)  # against the whole source: the inner problems use the capped classes
         # float32 features: the target × source Bures product in float32 too (the eigenvalues stay in
         # float64). With many target classes (e.g. 11 k-means classes of a dense task) that product is
         # most of a step; see bures.bures_cross.
@@ -381,20 +398,13 @@ class OTDD(Objective):
         C_ab = D_out[idx] + (W_ts @ Os_sub.T).unsqueeze(1)  # (K_t, n_max, m)
         a = mask.to(self.dtype)
         b = torch.ones(Kt, m, dtype=self.dtype, device=self.device)
+        scale, ot_ss = self._outer_eps(C_ab, a, None if src_rows is None else (Xs_sub, Os_sub))
         if self.debiased:
             C_aa = D_tt[idx.unsqueeze(2), idx.unsqueeze(1)] + torch.diagonal(W_tt).reshape(Kt, 1, 1)
-            d = sinkhorn_divergence(C_ab, C_aa, None, a, b, self.epsilon, ot_bb=ot_ss, scale=self.outer_scale,
-                                    **self._kw())
+            d = sinkhorn_divergence(C_ab, C_aa, None, a, b, self.epsilon, ot_bb=ot_ss, scale=scale, **self._kw())
         else:
-            d = sinkhorn_cost(C_ab, a, b, self.epsilon, scale=self.outer_scale, **self._kw())
+            d = sinkhorn_cost(C_ab, a, b, self.epsilon, scale=scale, **self._kw())
         return (w_cls * d).sum()
-
-
-class _Subset:
-    """A :class:`_Classes`-like view whose indices point into a subsampled row set."""
-
-    def __init__(self, idx: torch.Tensor, mask: torch.Tensor, K: int) -> None:
-        self.idx, self.mask, self.K = idx, mask, K
 
 
 def otdd_distance(

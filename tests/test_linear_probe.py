@@ -20,11 +20,12 @@ def _model(task: str, k: int, shape: tuple[int, ...], tokens: int):
     return model
 
 
-@pytest.mark.parametrize("task, k, shape, tokens", [
-    ("regression", 2, (1, 8, 8), 16),
-    ("dense-regression", 1, (1, 10, 10), 25),  # k = 2 patches: the field is cut into each token's 2 × 2 block
+@pytest.mark.parametrize("task, k, shape, tokens, per_row", [
+    ("regression", 2, (1, 8, 8), 16, None),
+    ("dense-regression", 1, (1, 10, 10), 25, None),  # k = 2 patches: the field is cut into each token's 2 × 2 block
+    ("dense-regression", 1, (1, 10, 10), 25, 4),  # fitted on 4 random tokens of each row: still exact
 ])
-def test_targets_a_linear_head_can_make_are_recovered(task, k, shape, tokens):
+def test_targets_a_linear_head_can_make_are_recovered(task, k, shape, tokens, per_row):
     model = _model(task, k, shape, tokens)
     X = torch.randn(120, *shape)
     with torch.no_grad():
@@ -33,7 +34,7 @@ def test_targets_a_linear_head_can_make_are_recovered(task, k, shape, tokens):
         y = model.decode(model(X))  # exactly a linear function of the frozen features
         model.head.linear.weight.zero_()
         model.head.linear.bias.zero_()
-    fit_linear_head(model, X.numpy(), y.numpy(), batch_size=32, alpha=1e-10)
+    fit_linear_head(model, X.numpy(), y.numpy(), batch_size=32, alpha=1e-10, tokens_per_row=per_row)
     with torch.no_grad():
         again = model.decode(model(X))
     assert float((again - y).abs().max()) < 1e-3 * float(y.abs().max())

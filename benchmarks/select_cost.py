@@ -22,22 +22,10 @@ from __future__ import annotations
 import argparse
 import functools
 
-import xmodal.align.sinkhorn as sinkhorn
+from solve_counter import SOLVES, summary
+
 import xmodal.estimator.body_selection as body_selection
 from xmodal.evaluate.linear_probe import TOKENS_PER_ROW, fit_linear_head
-
-#: every Sinkhorn solve since the last clear: (iterations, marginal error, tolerance asked for)
-SOLVES: list[tuple[int, float, float]] = []
-_solve = sinkhorn.sinkhorn_potentials
-
-
-def _counted(*args, **kwargs):
-    res = _solve(*args, **kwargs)
-    SOLVES.append((res.iters, res.error, kwargs.get("tol", 1e-4)))
-    return res
-
-
-sinkhorn.sinkhorn_potentials = _counted  # OTDD's solvers call it through the module
 
 VARIANTS = {
     "fixed ε, all tokens": (False, None),
@@ -70,8 +58,8 @@ def main() -> None:
             config = {**common, "seed": args.seed, "task": ds.task,
                       "align_options": {**options, "adapt_epsilon": adapt}}
             row = body_selection.select_body(ds.X_train, ds.y_train, [body], config, progress=False).rows[0]
-            print(f"| {variant} | {body} | {row['seconds']:.1f} | {len(SOLVES)} | "
-                  f"{sum(err >= tol for _, err, tol in SOLVES)} | {sum(i for i, _, _ in SOLVES)} | "
+            solves, unconverged, iterations = summary()
+            print(f"| {variant} | {body} | {row['seconds']:.1f} | {solves} | {unconverged} | {iterations} | "
                   f"{row['score']:.4g} | {row['probe_score']:.4f} | {row['finetune_estimate_s']:.0f} |", flush=True)
 
 

@@ -21,23 +21,11 @@ import argparse
 import json
 import statistics
 
-import xmodal.align.sinkhorn as sinkhorn
+from solve_counter import SOLVES, summary
+
 from xmodal import CrossModalEstimator
 from xmodal.data.builtin import load_dataset
 from xmodal.experiments.suite import settings_for, settings_for_body
-
-#: every Sinkhorn solve of the current fit: (iterations, marginal error, the tolerance it was asked for)
-SOLVES: list[tuple[int, float, float]] = []
-_solve = sinkhorn.sinkhorn_potentials
-
-
-def _counted(*args, **kwargs):
-    res = _solve(*args, **kwargs)
-    SOLVES.append((res.iters, res.error, kwargs.get("tol", 1e-4)))
-    return res
-
-
-sinkhorn.sinkhorn_potentials = _counted  # OTDD's solvers call it through the module
 
 
 def main() -> None:
@@ -73,7 +61,7 @@ def main() -> None:
             s2, s3 = rep.seconds["align"], rep.seconds["finetune"]
             print(f"| {task} | {cap} | {rep.align['curve_samples']} | {len(hist)} | {s2:.1f} | "
                   f"{rep.align['setup_seconds']:.1f} | {steps_s:.1f} | {curve_s:.1f} | {per_epoch:.2f} | {s3:.1f} | "
-                  f"{100 * s2 / s3:.0f} % | {len(SOLVES)} | {sum(err >= tol for _, err, tol in SOLVES)} |", flush=True)
+                  f"{100 * s2 / s3:.0f} % | {summary()[0]} | {summary()[1]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,11 @@ def test_the_rung_rule_picks_the_best_validation_score_of_a_short_rung():
         assert 0.0 <= r["rung_score"] <= 1.0 and not r["diverged"]
         assert r["rung_epochs"] == 4  # 20 % of a full run's 10 × 8 steps = 16 steps → 4 epochs of 5 steps
     best = max(sel.rows, key=lambda r: r["rung_score"])
-    assert sel.pick == best["body"] and "rung validation score" in sel.to_markdown()
+    for r in sel.rows:  # a bootstrap over the 16 held-out rows: zero only where every row is right
+        assert (r["validation_se"] > 0) == (0 < r["rung_score"] < 1)
+    picked = next(r for r in sel.rows if r["body"] == sel.pick)  # the one-standard-error rule
+    assert best["rung_score"] - picked["rung_score"] <= best["validation_se"]
+    assert "rung validation score" in sel.to_markdown() and " ± " in sel.to_markdown()
 
 
 def test_the_default_rule_picks_the_best_linear_probe_on_held_out_training_rows():
@@ -56,7 +60,34 @@ def test_the_default_rule_picks_the_best_linear_probe_on_held_out_training_rows(
     for r in sel.rows:
         assert r["rung_epochs"] == 0 and r["rung_score"] is None and 0.0 <= r["probe_score"] <= 1.0
     assert max(r["probe_score"] for r in sel.rows) > 0.6  # two classes, shifted by 0.8 per pixel
-    assert sel.pick == max(sel.rows, key=lambda r: r["probe_score"])["body"]
+    best = max(sel.rows, key=lambda r: r["probe_score"])
+    within = [r for r in sel.rows if best["probe_score"] - r["probe_score"] <= best["validation_se"]]
+    assert sel.pick == min(within, key=lambda r: r["finetune_estimate_s"])["body"]
+
+
+def _row(body, probe, se, cost, **extra):
+    return {"body": body, "probe_score": probe, "validation_se": se, "finetune_estimate_s": cost, "score": 1.0,
+            **extra}
+
+
+def test_the_one_standard_error_rule_prefers_the_cheaper_body_within_the_noise():
+    """Breiman's rule: a costlier body is picked only when its validation score beats the cheaper one's by
+    more than the best score's bootstrap standard error; the metric's direction is respected."""
+    from xmodal.estimator.body_selection import RULES
+
+    probe = RULES["probe"]
+    near = [_row("cheap", 0.539, 0.02, 85.0), _row("costly", 0.555, 0.022, 539.0)]
+    assert probe.pick(near, higher_is_better=True) == "cheap"  # 0.016 apart, within 0.022
+    far = [_row("cheap", 0.50, 0.02, 85.0), _row("costly", 0.555, 0.022, 539.0)]
+    assert probe.pick(far, higher_is_better=True) == "costly"
+    errors = [_row("cheap", 0.532, 0.01, 35.0), _row("costly", 0.476, 0.01, 248.0)]  # relative L2: lower wins
+    assert probe.pick(errors, higher_is_better=False) == "costly"
+    assert probe.pick([_row("cheap", 0.48, 0.01, 35.0), *errors[1:]], higher_is_better=False) == "cheap"
+    unknown = [_row("cheap", 0.539, None, 85.0), _row("costly", 0.555, None, 539.0)]
+    assert probe.pick(unknown, higher_is_better=True) == "costly"  # no standard error: the best score
+    broken = [_row("cheap", None, None, 1.0, diverged=True), _row("costly", 0.555, 0.05, 539.0)]
+    assert probe.pick(broken, higher_is_better=True) == "costly"  # a diverged candidate is never near
+    assert RULES["otdd"].pick([{**near[0], "score": 2.0}, {**near[1], "score": 1.0}], True) == "costly"
 
 
 def test_a_candidate_that_diverges_is_ranked_last_and_all_diverging_is_an_error(monkeypatch):

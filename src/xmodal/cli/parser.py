@@ -199,8 +199,9 @@ def _add_select_body(sub: Any) -> None:
                        "body's frozen features) scored on held-out training rows (--validation share). A table "
                        "gives the final OTDD divided by the body's source scale (comparable within a family, not "
                        "across: see xmodal.estimator.body_selection), the probe's validation score, the time it "
-                       "took and an estimate of one fine-tuning run. The pick has the best probe score (--rule "
-                       "rung: a short fine-tuning rung instead; --rule otdd: the lowest OTDD / scale). --align-epochs "
+                       "took and an estimate of one fine-tuning run. The pick is the cheapest body to fine-tune whose "
+                       "probe score is within one bootstrap standard error of the best (--rule rung: a short "
+                       "fine-tuning rung instead; --rule otdd: the lowest OTDD / scale). --align-epochs "
                        "sets the short stage 2 (default here: 5). The test split is never read.")
     p.add_argument("data", help=DATA_HELP)
     p.add_argument("--bodies", default=None,
@@ -209,9 +210,9 @@ def _add_select_body(sub: Any) -> None:
     p.add_argument("--subsample", type=int, default=500,
                    help="training rows that run stage 2 and the rung, and held-out rows that score it (default 500)")
     p.add_argument("--rule", default="probe", choices=("probe", "rung", "otdd"),
-                   help="probe: best validation score of a linear probe on the aligned body's features (default); "
-                   "rung: best validation score after a short fine-tuning rung; otdd: lowest final OTDD / source "
-                   "scale")
+                   help="probe: validation score of a linear probe on the aligned body's features (default); "
+                   "rung: validation score after a short fine-tuning rung (both pick the cheapest body within one "
+                   "standard error of the best score); otdd: lowest final OTDD / source scale")
     p.add_argument("--rung", type=float, default=0.05,
                    help="the rung's optimiser steps as a share of one fine-tuning run's (default 0.05)")
     _add_csv_args(p)

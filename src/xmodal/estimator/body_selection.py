@@ -16,12 +16,16 @@ and its ratio huge, although it fine-tunes best on images (``python benchmarks/b
 default rule (``rule="probe"``) is therefore measured, not predicted: after the same short stage 2, each
 candidate's head alone is fitted in closed form on its frozen features of the subsample (a linear probe,
 :mod:`xmodal.evaluate.linear_probe`: forward passes only) and scored with the task's metric on held-out
-rows of the *training* split (the ``validation`` share, at most ``subsample`` rows); the pick has the
-best probe score, ties going to the earlier candidate (:data:`DEFAULT_CANDIDATES` lists the cheapest
-first). ``rule="rung"`` fine-tunes the whole model for a short rung instead (``rung`` × the
-optimiser steps of one full fine-tuning run, at least one epoch of the subsample; an ASHA rung), which
-costs more and, at 5 %, ranked worse on mnist-5k; ``rule="otdd"`` picks the lowest ``OTDD / s``
-without either. A candidate that diverges while choosing is ranked last and marked so; if every one diverges,
+rows of the *training* split (the ``validation`` share, at most ``subsample`` rows). A score on a few
+hundred rows is noisy, and the candidates' fine-tuning costs differ several-fold, so the pick follows the
+one-standard-error rule (Breiman et al. 1984; *ESL* §7.10): among the candidates whose score is within
+the best score's bootstrap standard error (:mod:`xmodal.evaluate.bootstrap`, over the held-out rows),
+the one with the lowest fine-tuning estimate. ``rule="rung"`` fine-tunes the whole model for a short
+rung instead of the probe (``rung`` × the optimiser steps of one full fine-tuning run, at least one epoch
+of the subsample; an ASHA rung) and picks the same way; it costs more and ranks worse (a CNN at its own
+learning rate is still far from its final score after one epoch): ``python benchmarks/body_choice.py
+--rules probe,rung``. ``rule="otdd"`` picks the lowest ``OTDD / s`` without either. A candidate that
+diverges while choosing is ranked last and marked so; if every one diverges,
 :class:`~xmodal.errors.TrainingDiverged` is raised.
 
 The cost of choosing is reported next to an estimate of one fine-tuning run per candidate: one
@@ -44,6 +48,8 @@ from xmodal.config import RunConfig
 from xmodal.data.split import validation_split
 from xmodal.defaults import resolve_settings
 from xmodal.errors import TrainingDiverged, XmodalError
+from xmodal.evaluate import evaluate
+from xmodal.evaluate.bootstrap import bootstrap_se
 from xmodal.evaluate.linear_probe import fit_linear_head
 from xmodal.evaluate.metrics import get_metric
 from xmodal.model.bodies import FAMILIES, body_fingerprint, resolve_body
@@ -66,6 +72,7 @@ class SelectionRule:
     key: str
     after_stage2: str  # "nothing", "probe" (a closed-form linear head) or "rung" (a short fine-tuning)
     words: str
+    one_se: bool = False  # pick by the one-standard-error rule (a validation score with its bootstrap SE)
 
     def order(self, row: dict[str, Any], higher_is_better: bool) -> float:
         """Sort key of a row, lower first; metric-valued keys follow the metric's direction, a missing or
@@ -75,13 +82,32 @@ class SelectionRule:
             return math.inf
         return value if self.key == "score" or not higher_is_better else -value
 
+    def pick(self, rows: list[dict[str, Any]], higher_is_better: bool) -> str:
+        """The chosen body among ``rows``: the best by :meth:`order`, or for a rule with ``one_se`` the
+        one-standard-error rule (Breiman et al. 1984; Hastie et al., *ESL* §7.10): of the rows whose score is
+        within the best row's bootstrap standard error (``validation_se``) of the best score, the one with
+        the lowest ``finetune_estimate_s``; ties go to the earlier row."""
+        best = min(rows, key=lambda r: self.order(r, higher_is_better))
+        se = best.get("validation_se")
+        if not self.one_se or se is None or not math.isfinite(se) or not math.isfinite(self.order(best, True)):
+            return best["body"]
+        near = [r for r in rows if math.isfinite(self.order(r, True)) and abs(r[self.key] - best[self.key]) <= se]
+
+        def cost(r: dict[str, Any]) -> float:
+            c = r.get("finetune_estimate_s")
+            return c if c is not None and math.isfinite(c) else math.inf
+
+        return min(near, key=cost)["body"]
+
 
 #: the selection rules (see the module docstring)
 RULES: Registry[SelectionRule] = Registry("body selection rule")
-RULES.add("probe", SelectionRule("probe", "probe_score", "probe", "best validation score of a linear probe on "
-                                 "the body's features after a short stage 2"))
-RULES.add("rung", SelectionRule("rung", "rung_score", "rung", "best validation score after a short stage 2 and a "
-                                "rung of stage 3"))
+RULES.add("probe", SelectionRule("probe", "probe_score", "probe", "the cheapest body to fine-tune whose linear "
+                                 "probe, fitted on its features after a short stage 2, scores within one bootstrap "
+                                 "standard error of the best probe on validation", one_se=True))
+RULES.add("rung", SelectionRule("rung", "rung_score", "rung", "the cheapest body to fine-tune whose validation "
+                                "score after a short stage 2 and a rung of stage 3 is within one bootstrap standard "
+                                "error of the best", one_se=True))
 RULES.add("otdd", SelectionRule("otdd", "score", "nothing", "lowest final OTDD / source scale after a short stage 2"))
 DEFAULT_RULE = "probe"
 #: target rows per class of the distance logged after each short stage-2 epoch (a fit's default is 100): the
@@ -109,8 +135,9 @@ class BodySelection:
             share = r["seconds"] / r["finetune_estimate_s"] if r["finetune_estimate_s"] else float("nan")
             mark = " **(pick)**" if r["body"] == self.pick else ""
             rung, probe = r.get("rung_score"), r.get("probe_score")
-            rung_text = "diverged" if r.get("diverged") else ("—" if rung is None else f"{rung:.4g}")
-            probe_text = "—" if probe is None else f"{probe:.4g}"
+            se = f" ± {r['validation_se']:.2g}" if r.get("validation_se") is not None else ""
+            rung_text = "diverged" if r.get("diverged") else ("—" if rung is None else f"{rung:.4g}{se}")
+            probe_text = "—" if probe is None else f"{probe:.4g}{se}"
             lines.append(f"| {r['body']}{mark} | {r['width']} | {r['initial_distance']:.4g} → "
                          f"{r['final_distance']:.4g} | {r['source_scale']:.4g} | {r['score']:.4g} | {probe_text} | "
                          f"{rung_text} | "
@@ -179,8 +206,9 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
         subsample: at most this many training rows (class-stratified for class labels) run stage 2 and the
             rung; at most as many held-out rows score the rung.
         align_epochs: stage-2 epochs per candidate (a short stage 2: ORCA's runs 60).
-        rule: ``"probe"`` (default: best validation score of a linear probe), ``"rung"`` (best validation
-            score after a short fine-tuning rung) or ``"otdd"`` (lowest final OTDD / source scale); :data:`RULES`.
+        rule: ``"probe"`` (default: validation score of a linear probe), ``"rung"`` (validation score after
+            a short fine-tuning rung), both picking the cheapest body within one standard error of the best
+            (:meth:`SelectionRule.pick`), or ``"otdd"`` (lowest final OTDD / source scale); :data:`RULES`.
         rung: the rung's optimiser steps as a share of one full fine-tuning run's (default 0.05), at least one
             epoch of the subsample.
         progress: one line per candidate.
@@ -213,7 +241,7 @@ def select_body(X: Any, y: Any, bodies: list[str] | tuple[str, ...] | None = Non
     if all(r["diverged"] for r in out):
         raise TrainingDiverged(f"every candidate body diverged while choosing ({', '.join(names)}); lower the "
                                "learning rate (lr=…) or choose a body with body=…")
-    pick = min(out, key=lambda r: how.order(r, higher))["body"]
+    pick = how.pick(out, higher)
     words = f"{how.words} ({align_epochs} stage-2 epochs on {len(fit_idx)} training rows"
     if how.after_stage2 == "rung":
         words += f"; rung of {rung:.0%} of a fine-tuning run's steps"
@@ -250,25 +278,31 @@ def _candidate_row(name: str, base: RunConfig, how: SelectionRule, Xc: np.ndarra
             est.fit(Xs, ys, validation_data=(Xc[val_idx], yc[val_idx]) if epochs else None)
     except TrainingDiverged as err:  # ranked last and marked; the error is in the row and printed
         row.update(width=None, initial_distance=math.nan, final_distance=math.nan, source_scale=math.nan,
-                   score=math.nan, probe_score=None, rung_score=None, rung_epochs=epochs, diverged=True,
+                   score=math.nan, probe_score=None, rung_score=None, validation_se=None, rung_epochs=epochs,
+                   diverged=True,
                    error=str(err), seconds=time.perf_counter() - t0, finetune_estimate_s=math.nan)
         if progress:
             print(f"{name}: diverged in choosing ({err})", flush=True)
         return row
-    probe = None
-    if how.after_stage2 == "probe":  # the aligned model's frozen features, a closed-form head, held-out rows
+    probe = se = None
+    if how.after_stage2 == "probe":  # the aligned model's frozen features, a closed-form head
         fit_linear_head(est.model_, Xs, ys)
-        probe = float(est.score(Xc[val_idx], yc[val_idx], metric=kind.default_metric))
+    if how.after_stage2 != "nothing":  # scored on the held-out rows, with how far that score may be off
+        out, yv = est.model_.decode(est._raw(Xc[val_idx])), torch.from_numpy(yc[val_idx])
+        if how.after_stage2 == "probe":
+            probe = evaluate(kind, out, yv, [kind.default_metric])[kind.default_metric]
+        se = bootstrap_se(kind, out, yv, kind.default_metric, seed=base.seed)
     scale = _source_scale(est.model_.body, source, cfg)
     rep = est.report_.align
     row.update(width=est.model_.body.in_width, initial_distance=rep["initial_distance"],
                final_distance=rep["final_distance"], source_scale=scale, score=rep["final_distance"] / scale,
                probe_score=probe, rung_score=float(est.validation_score_) if epochs else None,
-               rung_epochs=epochs, diverged=False, seconds=time.perf_counter() - t0)
+               validation_se=se, rung_epochs=epochs, diverged=False, seconds=time.perf_counter() - t0)
     row["finetune_estimate_s"] = _step_seconds(est, Xc, yc, full.batch_size) * full_steps
     if progress:
-        rung_text = f", rung ({epochs} epochs) validation {row['rung_score']:.4g}" if epochs else ""
-        rung_text += f", linear probe validation {probe:.4g}" if probe is not None else ""
+        se_text = f" ± {se:.2g}" if se is not None else ""
+        rung_text = f", rung ({epochs} epochs) validation {row['rung_score']:.4g}{se_text}" if epochs else ""
+        rung_text += f", linear probe validation {probe:.4g}{se_text}" if probe is not None else ""
         print(f"{name}: OTDD {row['initial_distance']:.4g} → {row['final_distance']:.4g}, / source scale "
               f"{scale:.4g} = {row['score']:.4g}{rung_text} ({row['seconds']:.0f} s)", flush=True)
     return row

@@ -8,12 +8,13 @@ are reused when rerun). EfficientNet runs at the suite's epochs and batch size w
 token grid and learning rate (:func:`xmodal.experiments.suite.settings_for_body`): the suite's 16 tokens
 were chosen for transformers and leave a CNN's last feature map one pixel wide. The report gives, per
 task, each body's normalised final OTDD, probe validation score and test score (mean ± std over the
-seeds), and for both rules (probe, the default, and OTDD) the pick, the Spearman correlation between the
-rule's ranking and the test-score ranking and whether the pick is within one standard deviation of the
-best body, and the cost of choosing
-against the estimated cost of one fine-tuning run per candidate:
+seeds), and for each rule (probe, the default; OTDD; and with ``--rules probe,rung`` the short fine-tuning
+rung, cached in ``OUT/select-rung/``) the pick, the Spearman correlation between the rule's ranking and
+the test-score ranking and whether the pick is within one standard deviation of the best body, and the
+cost of choosing against the estimated cost of one fine-tuning run per candidate:
 
     python benchmarks/body_choice.py --seeds 0,1,2 --out results/bodies       # all of it (hours on 2 cores)
+    python benchmarks/body_choice.py --seeds 0 --rules probe,rung --out results/bodies   # and the rung rule
     python benchmarks/body_choice.py --seeds 0 --tasks darcy-16 --out results/bodies
     python benchmarks/body_choice.py --report --out results/bodies            # the tables from what is done
 
@@ -44,9 +45,15 @@ def bodies_for(task: str) -> tuple[str, ...]:
     return IMAGE_BODIES if task in IMAGE_TASKS else SERIES_BODIES
 
 
-def select(task: str, seed: int, out: Path, subsample: int, align_epochs: int) -> dict:
-    """select_body on the task's training split with the suite's settings, cached in OUT/select/."""
-    path = out / "select" / f"{task}-seed{seed}.json"
+def select_dir(out: Path, rule: str) -> Path:
+    """Where selections by ``rule`` are cached: OUT/select/ for the default rule, OUT/select-<rule>/ else."""
+    return out / ("select" if rule == "probe" else f"select-{rule}")
+
+
+def select(task: str, seed: int, out: Path, subsample: int, align_epochs: int, rule: str = "probe") -> dict:
+    """select_body by ``rule`` on the task's training split with the suite's settings, cached in
+    :func:`select_dir`."""
+    path = select_dir(out, rule) / f"{task}-seed{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
     from xmodal import select_body
@@ -59,7 +66,7 @@ def select(task: str, seed: int, out: Path, subsample: int, align_epochs: int) -
     common = {k: v for k, v in settings.items() if all(k in settings_for_body(settings, b) for b in bodies_for(task))}
     ds = load_dataset(name)
     sel = select_body(ds.X_train, ds.y_train, list(bodies_for(task)), {**common, "seed": seed, "task": ds.task},
-                      subsample=subsample, align_epochs=align_epochs, progress=True)
+                      subsample=subsample, align_epochs=align_epochs, rule=rule, progress=True)
     record = {"task": task, "seed": seed, "pick": sel.pick, "rule": sel.rule, "rows": sel.rows,
               "seconds": sel.seconds, "settings": sel.settings}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,10 +91,10 @@ def _cells(task: str, body: str, seeds: list[int], out: Path) -> list[dict]:
 
 
 def _pick(rows: list[dict], rule: str, higher: bool) -> str:
-    """The body select-body's ``rule`` picks from one selection's rows (its own ordering, ties to the first)."""
+    """The body select-body's ``rule`` picks from one selection's rows (:meth:`SelectionRule.pick`)."""
     from xmodal.estimator.body_selection import RULES
 
-    return min(rows, key=lambda r: RULES[rule].order(r, higher))["body"]
+    return RULES[rule].pick(rows, higher)
 
 
 def constant_reference(task: str) -> float:
@@ -114,6 +121,12 @@ def _row(sel: dict, body: str) -> dict:
     return next(r for r in sel["rows"] if r["body"] == body)
 
 
+def _mean(sels: list[dict], body: str, key: str) -> float:
+    """The mean of ``key`` of ``body``'s rows over the selections (nan where no selection has it)."""
+    values = [v for s in sels if (v := _row(s, body).get(key)) is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
     sels = [json.loads(p.read_text()) for s in seeds if (p := out / "select" / f"{task}-seed{s}.json").exists()]
     if not sels:
@@ -124,13 +137,21 @@ def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
     higher = next((c[0]["higher_is_better"] for c in cells.values() if c), True)
     metric = next((c[0]["metric"] for c in cells.values() if c), "")
     ratio = {b: float(np.nanmean([_row(s, b)["score"] for s in sels])) for b in bodies}
-    probe = {b: float(np.nanmean([_row(s, b).get("probe_score") or np.nan for s in sels])) for b in bodies}
+    probe = {b: _mean(sels, b, "probe_score") for b in bodies}
+    probe_se = {b: _mean(sels, b, "validation_se") for b in bodies}
     summary = {"task": task, "metric": metric, "higher_is_better": higher, "ratio": ratio, "probe": probe,
+               "probe_se": probe_se,
                "scores": scores, "picks": [_pick(s["rows"], "probe", higher) for s in sels],
                "otdd_picks": [_pick(s["rows"], "otdd", higher) for s in sels],
                "choose_s": float(np.mean([s["seconds"] for s in sels])),
                "finetune_est_s": {b: float(np.mean([_row(s, b)["finetune_estimate_s"] for s in sels])) for b in bodies},
                "cell_s": {b: float(np.mean([c["total_s"] for c in cells[b]])) if cells[b] else None for b in bodies}}
+    rung_sels = [json.loads(p.read_text()) for s in seeds
+                 if (p := select_dir(out, "rung") / f"{task}-seed{s}.json").exists()]
+    if rung_sels:  # the rung rule, where it was run (--rules probe,rung)
+        summary.update(rung={b: _mean(rung_sels, b, "rung_score") for b in bodies},
+                       rung_picks=[_pick(s["rows"], "rung", higher) for s in rung_sels],
+                       rung_choose_s=float(np.mean([s["seconds"] for s in rung_sels])))
     if all(scores[b] for b in bodies):
         mean = {b: float(np.mean(scores[b])) for b in bodies}
         best = max(mean, key=mean.get) if higher else min(mean, key=mean.get)
@@ -138,8 +159,11 @@ def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
         sign = -1.0 if higher else 1.0  # rank 1 = best on every side
         score_rank = [sign * mean[b] for b in bodies]
         summary.update(mean=mean, best=best, best_std=std)
-        for rule, picks, ranked in (("probe_rule", summary["picks"], [sign * probe[b] for b in bodies]),
-                                    ("otdd", summary["otdd_picks"], [ratio[b] for b in bodies])):
+        rules = [("probe_rule", summary["picks"], [sign * probe[b] for b in bodies]),
+                 ("otdd", summary["otdd_picks"], [ratio[b] for b in bodies])]
+        if rung_sels:
+            rules.append(("rung_rule", summary["rung_picks"], [sign * summary["rung"][b] for b in bodies]))
+        for rule, picks, ranked in rules:
             pick = max(set(picks), key=picks.count)
             summary[rule] = {"pick": pick, "within": abs(mean[pick] - mean[best]) <= std + 1e-12,
                              "spearman": float(spearmanr(ranked, score_rank).statistic)}
@@ -154,7 +178,9 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
              "batch); OTDD / scale: the final OTDD after select-body's short stage 2 divided by the body's source "
              "scale (lower = closer to the body's own modality); probe: select-body's default rule, the validation "
              "score (held-out *training* rows) of a linear probe (the head alone, fitted in closed form on the "
-             "frozen features after the short stage 2); score = test metric of the full orca run, mean ± std over "
+             "frozen features after the short stage 2), ± its bootstrap standard error over the held-out rows; the "
+             "probe pick is the cheapest body to fine-tune (by the estimate) within one standard error of the best "
+             "probe (the one-standard-error rule); score = test metric of the full orca run, mean ± std over "
              "the finished seeds.", "",
              "| task | metric | body | OTDD / scale | probe validation | test score | seeds done | cell s | "
              "fine-tuning est. s |", "|---|---|---|---|---|---|---|---|---|"]
@@ -166,7 +192,8 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
             cell = f"{s['cell_s'][b]:.0f}" if s["cell_s"][b] is not None else "—"
             marks = [m for m, picks in (("probe pick", s["picks"]), ("OTDD pick", s["otdd_picks"])) if b in picks]
             mark = f" ({', '.join(marks)})" if marks else ""
-            lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {s['probe'][b]:.4g} | {shown} | "
+            lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {s['probe'][b]:.4g} ± "
+                         f"{s['probe_se'][b]:.2g} | {shown} | "
                          f"{len(v)} | {cell} | {s['finetune_est_s'][b]:.0f} |")
     lines += ["", "| task | constant prediction (test) | best (test, mean) | probe pick | within 1 std | "
               "Spearman probe vs test | OTDD pick | within 1 std | Spearman OTDD vs test | "
@@ -180,6 +207,23 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
         lines.append(f"| {s['task']} | {constant_reference(s['task']):.4f} | {s['best']} | {r['pick']} | "
                      f"{yes[r['within']]} | {r['spearman']:+.2f} | {o['pick']} | {yes[o['within']]} | "
                      f"{o['spearman']:+.2f} | {s['choose_s']:.0f} | {share:.0%} |")
+    with_rung = [s for s in complete if "rung_rule" in s]
+    if with_rung:
+        lines += ["", "Rung rule (`--rules probe,rung`): after the same short stage 2, each body is fine-tuned "
+                  "for a rung of 5 % of one full run's optimiser steps (at least one epoch of the subsample) and "
+                  "scored on the same held-out training rows.", "",
+                  "| task | rung validation per body | rung pick | within 1 std | Spearman rung vs test | "
+                  "choosing s (all candidates) | choosing ÷ (candidates × fine-tuning est.) |",
+                  "|---|---|---|---|---|---|---|"]
+        for s in with_rung:
+            g = s["rung_rule"]
+            per_body = ", ".join(f"{b} {v:.4g}" for b, v in s["rung"].items())
+            share = s["rung_choose_s"] / sum(s["finetune_est_s"].values())
+            lines.append(f"| {s['task']} | {per_body} | {g['pick']} | {'yes' if g['within'] else 'no'} | "
+                         f"{g['spearman']:+.2f} | {s['rung_choose_s']:.0f} | {share:.0%} |")
+        rho = np.nanmean([s["rung_rule"]["spearman"] for s in with_rung])
+        lines += ["", f"Rung pick within one std of the best: {sum(s['rung_rule']['within'] for s in with_rung)}/"
+                  f"{len(with_rung)} (mean Spearman {rho:+.2f})."]
     pairs = [s for s in summaries if s["task"] in IMAGE_TASKS and s["scores"]["efficientnet-lite0"]
              and s["scores"]["minilm-l6"]]
     mean = {s["task"]: {b: float(np.mean(v)) for b, v in s["scores"].items() if v} for s in pairs}
@@ -192,6 +236,14 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
                   f"{np.nanmean([s['probe_rule']['spearman'] for s in complete]):+.2f}); OTDD pick: "
                   f"{sum(s['otdd']['within'] for s in complete)}/{n} (mean Spearman "
                   f"{np.nanmean([s['otdd']['spearman'] for s in complete]):+.2f})."]
+        from xmodal.experiments.suite import DEVELOPMENT, HELD_OUT
+
+        halves = [(name, [s for s in complete if s["task"] in half]) for name, half in
+                  (("development", DEVELOPMENT), ("held-out", HELD_OUT))]
+        lines.append("By the suite's halves (`xmodal.experiments.suite`: select-body's rule was revised on the "
+                     "development tasks only): probe pick within one std on " + "; ".join(
+                         f"{sum(s['probe_rule']['within'] for s in half)}/{len(half)} {name} tasks"
+                         for name, half in halves if half) + ".")
         if len(seeds) == 1:
             lines.append("With one seed the standard deviation is 0: 'within 1 std' means the pick is the best body.")
     if pairs:
@@ -207,17 +259,22 @@ def main() -> None:
     ap.add_argument("--subsample", type=int, default=500, help="training rows select-body aligns on and scores on")
     ap.add_argument("--align-epochs", type=int, default=5, help="select-body's stage-2 epochs per body")
     ap.add_argument("--out", type=Path, default=Path("results/bodies"))
+    ap.add_argument("--rules", default="probe", help="select-body rules to run and report, comma-separated "
+                    "(probe, the default rule, is always run; rung adds the short fine-tuning rung)")
     ap.add_argument("--report", action="store_true", help="run nothing; write the report from what is done")
     args = ap.parse_args()
     tasks = args.tasks.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    rules = ["probe"] + [r for r in args.rules.split(",") if r and r != "probe"]
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         for task in tasks:  # every selection first: they are cheap and give the OTDD column
             for seed in seeds:
                 t0 = time.perf_counter()
-                sel = select(task, seed, args.out, args.subsample, args.align_epochs)
-                print(f"{task} seed {seed}: pick {sel['pick']} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                for rule in rules:
+                    sel = select(task, seed, args.out, args.subsample, args.align_epochs, rule)
+                    print(f"{task} seed {seed}, rule {rule}: pick {sel['pick']} "
+                          f"({time.perf_counter() - t0:.0f} s)", flush=True)
         for body in IMAGE_BODIES:  # cheapest body first, so that whole comparisons finish early
             for task in tasks:
                 if body in bodies_for(task):

@@ -244,7 +244,10 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
                      "development tasks only): probe pick within one std on " + "; ".join(
                          f"{sum(s['probe_rule']['within'] for s in half)}/{len(half)} {name} tasks"
                          for name, half in halves if half) + ".")
-        if len(seeds) == 1:
+        done = {t: min(len(v) for v in s["scores"].values()) for s in complete for t in [s["task"]]}
+        if min(done.values()) < len(seeds):
+            lines.append("Seeds scored per task: " + ", ".join(f"{t} {n}" for t, n in done.items()) + ".")
+        if min(done.values()) == 1:
             lines.append("With one seed the standard deviation is 0: 'within 1 std' means the pick is the best body.")
     if pairs:
         lines += ["", f"EfficientNet-Lite0 beats MiniLM-L6 on {len(beats)}/{len(pairs)} image/field tasks where both "

@@ -59,9 +59,10 @@ def main() -> None:
             curve_s = sum(h["curve_seconds"] for h in hist)
             steps_s = sum(h["seconds"] for h in hist) - curve_s
             s2, s3 = rep.seconds["align"], rep.seconds["finetune"]
+            solves, unconverged, _ = summary()
             print(f"| {task} | {cap} | {rep.align['curve_samples']} | {len(hist)} | {s2:.1f} | "
                   f"{rep.align['setup_seconds']:.1f} | {steps_s:.1f} | {curve_s:.1f} | {per_epoch:.2f} | {s3:.1f} | "
-                  f"{100 * s2 / s3:.0f} % | {summary()[0]} | {summary()[1]} |", flush=True)
+                  f"{100 * s2 / s3:.0f} % | {solves} | {unconverged} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ def bootstrap_se(kind: TaskKind | str, out: torch.Tensor, y: torch.Tensor, metri
     out, y = torch.as_tensor(out).detach().cpu(), torch.as_tensor(y).detach().cpu()
     if len(out) < 2:
         return math.nan
-
     rows = np.random.default_rng(seed).integers(0, len(out), size=(int(n_resamples), len(out)))
     values = [evaluate(kind, out[index], y[index], [metric])[metric] for index in torch.from_numpy(rows)]
     se = float(np.std(values, ddof=1))

@@ -128,10 +128,14 @@ def _mean(sels: list[dict], body: str, key: str) -> float:
 
 
 def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
+    """One task's selections and cells. Where some seed is scored for every body, only such seeds count
+    (selections and scores alike), so that every body's mean and every pick cover the same seeds."""
+    bodies = bodies_for(task)
+    scored = [s for s in seeds if all((out / b / "cells" / task / f"orca-seed{s}.json").exists() for b in bodies)]
+    seeds = scored or seeds
     sels = [json.loads(p.read_text()) for s in seeds if (p := out / "select" / f"{task}-seed{s}.json").exists()]
     if not sels:
         return None
-    bodies = bodies_for(task)
     cells = {b: _cells(task, b, seeds, out) for b in bodies}
     scores = {b: [c["value"] for c in cells[b]] for b in bodies}
     higher = next((c[0]["higher_is_better"] for c in cells.values() if c), True)
@@ -164,10 +168,18 @@ def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
         if rung_sels:
             rules.append(("rung_rule", summary["rung_picks"], [sign * summary["rung"][b] for b in bodies]))
         for rule, picks, ranked in rules:
-            pick = max(set(picks), key=picks.count)
+            pick = max(bodies, key=picks.count)  # the most frequent pick over the seeds; ties: candidate order
+            hits = [abs(mean[p] - mean[best]) <= std + 1e-12 for p in picks]
             summary[rule] = {"pick": pick, "within": abs(mean[pick] - mean[best]) <= std + 1e-12,
+                             "seeds_within": f"{sum(hits)}/{len(hits)}",
                              "spearman": float(spearmanr(ranked, score_rank).statistic)}
     return summary
+
+
+def _count_seeds(summaries: list[dict], rule: str) -> str:
+    """``"hits/selections"`` over every (task, seed) selection of ``rule`` in ``summaries``."""
+    pairs = [tuple(map(int, s[rule]["seeds_within"].split("/"))) for s in summaries]
+    return f"{sum(h for h, _ in pairs)}/{sum(n for _, n in pairs)}"
 
 
 def report(tasks: list[str], seeds: list[int], out: Path) -> str:
@@ -195,8 +207,10 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
             lines.append(f"| {s['task']} | {s['metric']} | {b}{mark} | {r:.4g} | {s['probe'][b]:.4g} ± "
                          f"{s['probe_se'][b]:.2g} | {shown} | "
                          f"{len(v)} | {cell} | {s['finetune_est_s'][b]:.0f} |")
-    lines += ["", "| task | constant prediction (test) | best (test, mean) | probe pick | within 1 std | "
-              "Spearman probe vs test | OTDD pick | within 1 std | Spearman OTDD vs test | "
+    lines += ["", "The pick of a task is its most frequent pick over the seeds' selections; 'seeds' counts the "
+              "seeds whose own pick is within one std of the best.", "",
+              "| task | constant prediction (test) | best (test, mean) | probe pick | within 1 std (seeds) | "
+              "Spearman probe vs test | OTDD pick | within 1 std (seeds) | Spearman OTDD vs test | "
               "choosing s (all candidates) | choosing ÷ (candidates × fine-tuning est.) |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     complete = [s for s in summaries if "best" in s]
@@ -205,7 +219,8 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
         r, o = s["probe_rule"], s["otdd"]
         yes = {True: "yes", False: "no"}
         lines.append(f"| {s['task']} | {constant_reference(s['task']):.4f} | {s['best']} | {r['pick']} | "
-                     f"{yes[r['within']]} | {r['spearman']:+.2f} | {o['pick']} | {yes[o['within']]} | "
+                     f"{yes[r['within']]} ({r['seeds_within']}) | {r['spearman']:+.2f} | {o['pick']} | "
+                     f"{yes[o['within']]} ({o['seeds_within']}) | "
                      f"{o['spearman']:+.2f} | {s['choose_s']:.0f} | {share:.0%} |")
     with_rung = [s for s in complete if "rung_rule" in s]
     if with_rung:
@@ -219,7 +234,8 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
             g = s["rung_rule"]
             per_body = ", ".join(f"{b} {v:.4g}" for b, v in s["rung"].items())
             share = s["rung_choose_s"] / sum(s["finetune_est_s"].values())
-            lines.append(f"| {s['task']} | {per_body} | {g['pick']} | {'yes' if g['within'] else 'no'} | "
+            lines.append(f"| {s['task']} | {per_body} | {g['pick']} | {'yes' if g['within'] else 'no'} "
+                         f"({g['seeds_within']}) | "
                          f"{g['spearman']:+.2f} | {s['rung_choose_s']:.0f} | {share:.0%} |")
         rho = np.nanmean([s["rung_rule"]["spearman"] for s in with_rung])
         lines += ["", f"Rung pick within one std of the best: {sum(s['rung_rule']['within'] for s in with_rung)}/"
@@ -235,7 +251,9 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
                   f"{sum(s['probe_rule']['within'] for s in complete)}/{n} (mean Spearman "
                   f"{np.nanmean([s['probe_rule']['spearman'] for s in complete]):+.2f}); OTDD pick: "
                   f"{sum(s['otdd']['within'] for s in complete)}/{n} (mean Spearman "
-                  f"{np.nanmean([s['otdd']['spearman'] for s in complete]):+.2f})."]
+                  f"{np.nanmean([s['otdd']['spearman'] for s in complete]):+.2f}).",
+                  "Per (task, seed) selection, the probe pick is within one std of the best in "
+                  f"{_count_seeds(complete, 'probe_rule')}; the OTDD pick in {_count_seeds(complete, 'otdd')}."]
         from xmodal.experiments.suite import DEVELOPMENT, HELD_OUT
 
         halves = [(name, [s for s in complete if s["task"] in half]) for name, half in

@@ -17,6 +17,7 @@ cost of choosing against the estimated cost of one fine-tuning run per candidate
     python benchmarks/body_choice.py --seeds 0 --rules probe,rung --out results/bodies   # and the rung rule
     python benchmarks/body_choice.py --seeds 0 --tasks darcy-16 --out results/bodies
     python benchmarks/body_choice.py --report --out results/bodies            # the tables from what is done
+    python benchmarks/body_choice.py --plan --out results/bodies              # the cells still to run, estimated
 
 Image and field tasks compare MiniLM-L6, MPNet-base and EfficientNet-Lite0; series, sequence and table
 tasks (one spatial axis) MiniLM-L6 and MPNet-base (EfficientNet reads them as one-row images, which the
@@ -273,6 +274,25 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan(tasks: list[str], seeds: list[int], out: Path) -> str:
+    """The cells still to run, each estimated by the mean time of the same (task, body)'s finished cells."""
+    lines = ["| task | body | seeds to run | estimate s |", "|---|---|---|---|"]
+    total, unknown = 0.0, 0
+    for task in tasks:
+        for body in bodies_for(task):
+            todo = [s for s in seeds if not (out / body / "cells" / task / f"orca-seed{s}.json").exists()]
+            if not todo:
+                continue
+            done = _cells(task, body, seeds, out)
+            est = len(todo) * float(np.mean([c["total_s"] for c in done])) if done else None
+            total += est or 0.0
+            unknown += est is None
+            lines.append(f"| {task} | {body} | {','.join(map(str, todo))} | {'?' if est is None else f'{est:.0f}'} |")
+    lines.append(f"\nAbout {total / 3600:.1f} h of cells" + (f", and {unknown} (task, body) pairs with no finished "
+                                                               "cell to estimate from" if unknown else "") + ".")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default=",".join(IMAGE_TASKS + SERIES_TASKS))
@@ -283,10 +303,14 @@ def main() -> None:
     ap.add_argument("--rules", default="probe", help="select-body rules to run and report, comma-separated "
                     "(probe, the default rule, is always run; rung adds the short fine-tuning rung)")
     ap.add_argument("--report", action="store_true", help="run nothing; write the report from what is done")
+    ap.add_argument("--plan", action="store_true", help="run nothing; list the cells still to run with estimates")
     args = ap.parse_args()
     tasks = args.tasks.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     rules = ["probe"] + [r for r in args.rules.split(",") if r and r != "probe"]
+    if args.plan:
+        print(plan(tasks, seeds, args.out))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         for task in tasks:  # every selection first: they are cheap and give the OTDD column

@@ -311,6 +311,9 @@ def main() -> None:
     tasks = args.tasks.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     rules = ["probe"] + [r for r in args.rules.split(",") if r and r != "probe"]
+    unknown = set(args.bodies.split(",")) - set(IMAGE_BODIES)
+    if unknown:
+        ap.error(f"--bodies: unknown {sorted(unknown)}; the compared bodies are {', '.join(IMAGE_BODIES)}")
     if args.plan:
         print(plan(tasks, seeds, args.out))
         return

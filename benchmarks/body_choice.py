@@ -83,10 +83,15 @@ def score(task: str, body: str, seeds: list[int], out: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
+def cell_path(out: Path, body: str, task: str, seed: int) -> Path:
+    """Where ``xmodal bench`` keeps the orca cell of ``body`` on ``task`` for ``seed``."""
+    return out / body / "cells" / task / f"orca-seed{seed}.json"
+
+
 def _cells(task: str, body: str, seeds: list[int], out: Path) -> list[dict]:
     rows = []
     for s in seeds:
-        f = out / body / "cells" / task / f"orca-seed{s}.json"
+        f = cell_path(out, body, task, s)
         if f.exists():
             rows.append(json.loads(f.read_text())["row"])
     return rows
@@ -133,7 +138,7 @@ def _task_summary(task: str, seeds: list[int], out: Path) -> dict | None:
     """One task's selections and cells. Where some seed is scored for every body, only such seeds count
     (selections and scores alike), so that every body's mean and every pick cover the same seeds."""
     bodies = bodies_for(task)
-    scored = [s for s in seeds if all((out / b / "cells" / task / f"orca-seed{s}.json").exists() for b in bodies)]
+    scored = [s for s in seeds if all(cell_path(out, b, task, s).exists() for b in bodies)]
     seeds = scored or seeds
     sels = [json.loads(p.read_text()) for s in seeds if (p := out / "select" / f"{task}-seed{s}.json").exists()]
     if not sels:
@@ -246,7 +251,7 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
     duel = ("efficientnet-lite0", "minilm-l6")
     pairs = []
     for s in summaries:
-        both = [d for d in seeds if all((out / b / "cells" / s["task"] / f"orca-seed{d}.json").exists() for b in duel)]
+        both = [d for d in seeds if all(cell_path(out, b, s["task"], d).exists() for b in duel)]
         if s["task"] in IMAGE_TASKS and both:
             pairs.append((s, {b: [c["value"] for c in _cells(s["task"], b, both, out)] for b in duel}))
     beats = [s["task"] for s, v in pairs if (np.mean(v[duel[0]]) > np.mean(v[duel[1]])) == s["higher_is_better"]]
@@ -288,7 +293,7 @@ def plan(tasks: list[str], seeds: list[int], out: Path) -> str:
     total, unknown = 0.0, 0
     for task in tasks:
         for body in bodies_for(task):
-            todo = [s for s in seeds if not (out / body / "cells" / task / f"orca-seed{s}.json").exists()]
+            todo = [s for s in seeds if not cell_path(out, body, task, s).exists()]
             if not todo:
                 continue
             done = _cells(task, body, seeds, out)

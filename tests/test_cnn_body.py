@@ -31,6 +31,23 @@ def test_the_body_is_the_network_after_its_stem():
     assert out_1d.shape == (2, 9, 1280)
 
 
+def test_dense_features_resolve_the_token_grid():
+    """On a 16 × 16 grid the last map is 1 × 1: alone it gives every token the same feature. Dense tasks get
+    hypercolumns, whose finer levels differ between tokens; pooled tasks keep the last map's 1280 channels."""
+    torch.manual_seed(0)
+    body = build_body(RANDOM, pretrained=False).eval()
+    tokens = torch.randn(2, 16 * 16, 32)
+    last = body(tokens, (16, 16))
+    assert last.shape == (2, 256, 1280) and last.std(dim=1).max() < 1e-5  # one feature for the whole field
+    dense = assemble(body, "dense-regression", 1, (1, 16, 16), max_tokens=256)
+    assert dense.head.linear.in_features == body.out_width == 1280 + 16 + 24 + 40 + 112
+    hyper = body(tokens, (16, 16))
+    torch.testing.assert_close(hyper[..., :1280], last)  # the last map is kept, the finer levels added
+    assert hyper[..., 1280:].std(dim=1).mean() > 1e-3
+    field = dense(torch.randn(2, 1, 16, 16))
+    assert field.flatten(2).std(dim=2).min() > 1e-4  # the predicted field varies over the grid
+
+
 @pytest.mark.parametrize("task, y_shape, out_shape", [
     ("classification", (4,), (4, 3)),
     ("dense-regression", (4, 1, 12, 12), (4, 1, 12, 12)),
@@ -48,19 +65,21 @@ def test_pooled_and_dense_heads_on_tiny_images(task, y_shape, out_shape):
 
 
 @pytest.mark.skipif(not efficientnet_available(), reason="EfficientNet-Lite0's pretrained weights are not installed")
-def test_saves_and_loads_from_its_config_alone(tmp_path, monkeypatch):
+@pytest.mark.parametrize("dense", [False, True])
+def test_saves_and_loads_from_its_config_alone(tmp_path, monkeypatch, dense):
     import xmodal.model.bodies.cnn as cnn
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(24, 1, 8, 8)).astype(np.float32)
-    y = (X.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
+    y = X.cumsum(axis=-1) if dense else (X.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
     est = CrossModalEstimator(body="efficientnet-lite0", strategy="finetune", epochs=1, batch_size=8, max_tokens=16,
-                              validation=0, verbose=False).fit(X, y)
+                              validation=0, verbose=False, task="dense-regression" if dense else "auto").fit(X, y)
     est.save(tmp_path / "m")
     monkeypatch.setattr(cnn, "_pretrained_state", lambda *a: pytest.fail("load read the pretrained weights"))
     again = load(tmp_path / "m")
-    np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X), atol=1e-6)
-    assert isinstance(again.model_.body, EfficientNetBody)
+    predict = again.predict if dense else again.predict_proba
+    np.testing.assert_allclose(predict(X), (est.predict if dense else est.predict_proba)(X), atol=1e-5)
+    assert isinstance(again.model_.body, EfficientNetBody) and again.model_.body.hypercolumns == dense
 
 
 def test_three_dimensional_inputs_are_refused_before_any_weights_load(monkeypatch):

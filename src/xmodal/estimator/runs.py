@@ -88,6 +88,7 @@ class TrainingRun:
     n_val: int = 0
     score: float | None = None
     init: dict[str, Any] | None = None
+    #: the validation score of one constant learned from the training rows (:func:`constant_score`)
     baseline: float | None = None
 
 
@@ -149,9 +150,7 @@ class Job:
         t0 = time.perf_counter()
         history, score = self._stage3(label, model, mode, X_t, y_train, X_val, y_val, ckpt_dir, run_key)
         seconds["finetune"] = time.perf_counter() - t0
-        baseline = None
-        if X_val is not None and kind.class_labels:  # always predicting the most frequent class
-            baseline = float((y_val == np.bincount(y.astype(np.int64)).argmax()).mean())
+        baseline = None if y_val is None else constant_score(kind, y, y_val)
         return TrainingRun(label, strategy, model, align_report, history, seconds, int(X.shape[0]),
                            0 if X_val is None else int(X_val.shape[0]), score, init, baseline)
 
@@ -316,18 +315,38 @@ def choice_margin(runs: list[TrainingRun], best: TrainingRun, metric: Metric) ->
             "clear": None if se is None else bool(margin > 0 and margin >= se)}
 
 
+def constant_score(kind: Any, y: np.ndarray, y_val: np.ndarray) -> float | None:
+    """The validation score (``kind.default_metric``) of always predicting one value learned from the training
+    targets ``y``: the most frequent class for class labels, the training mean for regression (for dense
+    regression the mean field, position by position, ``(1, K, *S)``). ``None`` for other kinds."""
+    if kind.class_labels:
+        if kind.dense:
+            return None
+        return float((y_val == np.bincount(y.astype(np.int64)).argmax()).mean())
+    if not kind.standardise_targets:
+        return None
+    mean = torch.from_numpy(np.asarray(y, np.float32).mean(axis=0, keepdims=True))
+    y_v = torch.from_numpy(np.asarray(y_val, np.float32))
+    return float(evaluate_outputs(kind, mean.expand_as(y_v).contiguous(), y_v, [kind.default_metric])
+                 [kind.default_metric])
+
+
 class NotLearnedWarning(UserWarning):
     """The fitted model scores no better on its validation rows than always predicting one value."""
 
 
 def warn_if_not_learned(est: Any, run: TrainingRun, metric: Metric) -> None:
-    """Warn when single-label classification ends no better than the majority class on its validation rows."""
-    if metric.name != "accuracy" or run.score is None or run.baseline is None:
+    """Warn when a model ends no better on its validation rows than always predicting one value learned from
+    the training rows (:func:`constant_score`: the majority class, or the mean target for regression)."""
+    if run.score is None or run.baseline is None:
         return
-    majority = run.baseline
-    if run.score <= majority + 1e-9:
-        msg = (f"the model has not learned: validation accuracy {run.score:.3f} is no better than always predicting "
-               f"the most frequent class ({majority:.3f}). Try strategy='auto' (or 'finetune'), a smaller or "
-               "larger lr, more epochs, or tuning: `xmodal fit DATA --tune` / xmodal.tune(X, y)")
+    constant = run.baseline
+    worse = run.score <= constant + 1e-9 if metric.higher_is_better else run.score >= constant - 1e-9
+    if worse:
+        what = "the most frequent class" if get_task_kind(est.task_).class_labels else "the training mean"
+        msg = (f"the model has not learned: validation {metric.name} {run.score:.4g} is no better than always "
+               f"predicting {what} ({constant:.4g}). Try strategy='auto' (or 'finetune'), a smaller or "
+               "larger lr, more epochs, another body (body='auto'), or tuning: `xmodal fit DATA --tune` / "
+               "xmodal.tune(X, y)")
         est.report_.validation["warning"] = msg
         warnings.warn(msg, NotLearnedWarning, stacklevel=3)

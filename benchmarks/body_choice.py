@@ -106,22 +106,15 @@ def _pick(rows: list[dict], rule: str, higher: bool) -> str:
 
 def constant_reference(task: str) -> float:
     """The test metric of predicting one constant learned from the training split: the majority class for
-    class labels, the training mean (field) for regression. Reported beside the bodies, never used to choose."""
-    import torch
-
+    class labels, the training mean (field) for regression (:func:`xmodal.estimator.runs.constant_score`).
+    Reported beside the bodies, never used to choose."""
     from xmodal.data.builtin import load_dataset
-    from xmodal.evaluate.metrics import get_metric
+    from xmodal.estimator.runs import constant_score
     from xmodal.experiments.suite import settings_for
     from xmodal.tasks import get_task_kind
 
     ds = load_dataset(settings_for(task)[0])
-    kind = get_task_kind(ds.task)
-    y_tr, y_te = np.asarray(ds.y_train), np.asarray(ds.y_test)
-    if kind.class_labels:
-        values, counts = np.unique(y_tr, return_counts=True)
-        return float(np.mean(y_te == values[np.argmax(counts)]))
-    pred = np.broadcast_to(y_tr.astype(np.float32).mean(0, keepdims=True), y_te.shape).copy()
-    return float(get_metric(kind.default_metric)(torch.from_numpy(pred), torch.from_numpy(y_te.astype(np.float32))))
+    return constant_score(get_task_kind(ds.task), np.asarray(ds.y_train), np.asarray(ds.y_test))
 
 
 def _row(sel: dict, body: str) -> dict:

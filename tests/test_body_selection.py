@@ -8,6 +8,7 @@ import pytest
 from xmodal.cli import main
 from xmodal.errors import XmodalError
 from xmodal.estimator.body_selection import select_body
+from xmodal.evaluate.bootstrap import proportion_se
 
 
 def _images(n=40, seed=0):
@@ -43,8 +44,8 @@ def test_the_rung_rule_picks_the_best_validation_score_of_a_short_rung():
         assert 0.0 <= r["rung_score"] <= 1.0 and not r["diverged"]
         assert r["rung_epochs"] == 4  # 20 % of a full run's 10 × 8 steps = 16 steps → 4 epochs of 5 steps
     best = max(sel.rows, key=lambda r: r["rung_score"])
-    for r in sel.rows:  # a bootstrap over the 16 held-out rows: zero only where every row is right
-        assert (r["validation_se"] > 0) == (0 < r["rung_score"] < 1)
+    for r in sel.rows:  # a bootstrap over the 16 held-out rows, never under the plus-four error (0.09 at 16/16)
+        assert r["validation_se"] >= proportion_se(r["rung_score"], 16) * 0.999 > 0
     picked = next(r for r in sel.rows if r["body"] == sel.pick)  # the one-standard-error rule
     assert best["rung_score"] - picked["rung_score"] <= best["validation_se"]
     assert "rung validation score" in sel.to_markdown() and " ± " in sel.to_markdown()

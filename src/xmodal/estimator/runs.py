@@ -27,6 +27,7 @@ from xmodal.config import RunConfig
 from xmodal.data.fingerprint import fingerprint
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
+from xmodal.evaluate.bootstrap import PROPORTION_METRICS, proportion_se
 from xmodal.evaluate.metrics import Metric
 from xmodal.files import atomic_write_text, json_dumps
 from xmodal.model.assembly import CrossModalModel, assemble
@@ -298,8 +299,9 @@ def choice_margin(runs: list[TrainingRun], best: TrainingRun, metric: Metric) ->
 
     Returns ``runner_up`` (its strategy), ``margin`` (the chosen score minus the runner-up's, in the metric's
     better direction: ≥ 0, 0 on a tie, which keeps the earlier candidate), and for accuracy
-    ``standard_error`` = sqrt(p (1 − p) / n), the binomial error of the chosen score p on n validation rows,
-    and ``clear`` = margin > 0 and margin ≥ that error. A choice that is not clear could as well have gone
+    ``standard_error``, the binomial error of the chosen score p on n validation rows (plus-four,
+    :func:`xmodal.evaluate.bootstrap.proportion_se`, so never zero at p = 1), and ``clear`` = margin > 0 and
+    margin ≥ that error. A choice that is not clear could as well have gone
     the other way on another draw of validation rows (how often validation and test disagreed on the
     suite: ``python benchmarks/tuned_suite.py``). Other metrics keep no per-row errors here:
     ``standard_error`` and ``clear`` are ``None``. ``None`` with fewer than two scored candidates.
@@ -310,7 +312,7 @@ def choice_margin(runs: list[TrainingRun], best: TrainingRun, metric: Metric) ->
     others = [r for r in scored if r is not best]
     runner = pick(others, metric.higher_is_better)
     margin = (best.score - runner.score) if metric.higher_is_better else (runner.score - best.score)
-    se = math.sqrt(best.score * (1 - best.score) / best.n_val) if metric.name == "accuracy" and best.n_val else None
+    se = proportion_se(best.score, best.n_val) if metric.name in PROPORTION_METRICS and best.n_val else None
     return {"runner_up": runner.strategy.name, "margin": margin, "standard_error": se,
             "clear": None if se is None else bool(margin > 0 and margin >= se)}
 

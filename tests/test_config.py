@@ -134,6 +134,45 @@ def test_refit_and_explicit_validation_data():
     assert given.validation_score_ == pytest.approx(given.score(Xv, yv))
 
 
+def test_a_refit_that_collapses_is_replaced_by_the_validation_run(monkeypatch):
+    """A constructed case: the refit on all rows is made to predict one class everywhere (its head zeroed),
+    while the validation run held its rows out and beat the majority share. fit must warn and keep the
+    validation run's model; a healthy refit is kept, with its check in the report."""
+    import warnings
+
+    import torch
+
+    X, y = sign_of_mean(n=40)
+    healthy = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, **TINY).fit(X, y)
+    check = healthy.report_.validation["refit"]
+    assert check["kept"] == "final" and not check["collapsed"] and check["refit_seconds"] > 0
+    real = est_mod.Job.run
+
+    def run(self, label, strategy, *args):
+        out = real(self, label, strategy, *args)
+        if label == "final":
+            with torch.no_grad():
+                for p in out.model.head.parameters():
+                    p.zero_()  # equal logits: argmax is class 0 on every row, at most the majority share
+        else:
+            out.score = 0.9  # the validation run beat the constant
+        return out
+
+    monkeypatch.setattr(est_mod.Job, "run", run)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, **TINY).fit(X, y)
+    assert any(issubclass(w.category, est_mod.RefitCollapsedWarning) for w in caught)
+    check = est.report_.validation["refit"]
+    assert check["collapsed"] and check["kept"] == "validation-finetune"
+    assert check["score_on_validation_rows"] <= check["constant"]
+    assert est.report_.runs[-1]["label"] == "validation-finetune" and est.report_.runs[-1]["train_rows"] == 32
+    assert len(set(est.predict(X).tolist())) == 2  # the kept model is not the constant refit
+    monkeypatch.setattr(est_mod.Job, "run", real)  # refit=False never refits, so nothing to guard
+    kept = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, refit=False, **TINY).fit(X, y)
+    assert "refit" not in kept.report_.validation
+
+
 # ------------------------------------------------------------------ strategy="auto"
 
 

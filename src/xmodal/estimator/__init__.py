@@ -9,8 +9,8 @@
 from xmodal.estimator.core import CrossModalEstimator, FitReport, NotFitted
 from xmodal.estimator.inputs import encode_class_labels
 from xmodal.estimator.persistence import load
-from xmodal.estimator.runs import NotLearnedWarning
+from xmodal.estimator.runs import NotLearnedWarning, RefitCollapsedWarning
 from xmodal.model.bodies import body_fingerprint
 
-__all__ = ["CrossModalEstimator", "FitReport", "load", "encode_class_labels", "NotLearnedWarning", "NotFitted",
-           "body_fingerprint"]
+__all__ = ["CrossModalEstimator", "FitReport", "load", "encode_class_labels", "NotLearnedWarning",
+           "RefitCollapsedWarning", "NotFitted", "body_fingerprint"]

@@ -39,9 +39,8 @@ from xmodal.estimator.runs import (
     Job,
     TrainingRun,
     choice_margin,
-    final_label,
-    pick,
     planned_steps,
+    validation_protocol,
     warn_if_not_learned,
 )
 from xmodal.evaluate import evaluate as evaluate_outputs
@@ -235,7 +234,7 @@ class CrossModalEstimator(BaseEstimator):
         # the checkpoint folder is held exclusively while this fit writes to it (released on exit or death)
         with RunLock(ckpt, "checkpoint folder") if ckpt is not None and distributed.is_main() \
                 else contextlib.nullcontext():
-            runs, best, final = self._protocol(job, strategies, Xc, yc, val_rows, explicit_val, cfg.refit)
+            runs, best, final = validation_protocol(job, strategies, Xc, yc, val_rows, explicit_val, cfg.refit)
         self._record(report, strategies, runs, best, final, kind, cfg)
         return self
 
@@ -260,26 +259,6 @@ class CrossModalEstimator(BaseEstimator):
         self.n_features_in_ = int(np.prod(Xc.shape[1:]))
         return Xc, yc, kind
 
-    @staticmethod
-    def _protocol(job: Job, strategies: list[Strategy], Xc: np.ndarray, yc: np.ndarray,
-                  val_rows: tuple[np.ndarray, np.ndarray] | None, explicit_val: tuple[np.ndarray, np.ndarray] | None,
-                  refit: bool) -> tuple[list[TrainingRun], TrainingRun | None, TrainingRun]:
-        """The validation protocol: the runs scored on validation data, the best of them, and the final run
-        (the best itself, or a refit of its strategy on all of ``(Xc, yc)``)."""
-        runs: list[TrainingRun] = []
-        if explicit_val is not None:  # every run trains on all of (X, y) and is scored on the given set
-            for s in strategies:
-                runs.append(job.run(final_label(s, len(strategies)), s, Xc, yc, *explicit_val))
-        elif val_rows is not None:
-            tr, va = val_rows
-            for s in strategies:
-                runs.append(job.run(f"validation-{s.name}", s, Xc[tr], yc[tr], Xc[va], yc[va]))
-        best = pick(runs, get_metric(get_task_kind(job.task).default_metric).higher_is_better) if runs else None
-        if best is not None and (explicit_val is not None or not refit):
-            return runs, best, best
-        chosen = best.strategy if best is not None else strategies[0]
-        return runs, best, job.run("final", chosen, Xc, yc, None, None)
-
     def _record(self, report: FitReport, strategies: list[Strategy], runs: list[TrainingRun],
                 best: TrainingRun | None, final: TrainingRun, kind: TaskKind, cfg: RunConfig) -> None:
         """Keep the final model, fill ``report_`` and the fitted attributes, and warn when it has not learned."""
@@ -291,6 +270,7 @@ class CrossModalEstimator(BaseEstimator):
                 else f"{cfg.validation:g} of the training data",
                 "strategy_scores": {r.strategy.name: r.score for r in runs},
                 **({"choice": choice_margin(runs, best, metric)} if len(runs) > 1 else {}),
+                **({"refit": final.refit_check} if final.refit_check else {}),
             }
         for r in runs:
             if r is not final:

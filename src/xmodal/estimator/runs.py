@@ -28,7 +28,7 @@ from xmodal.data.fingerprint import fingerprint
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
 from xmodal.evaluate.bootstrap import PROPORTION_METRICS, proportion_se
-from xmodal.evaluate.metrics import Metric
+from xmodal.evaluate.metrics import Metric, get_metric
 from xmodal.files import atomic_write_text, json_dumps
 from xmodal.model.assembly import CrossModalModel, assemble
 from xmodal.model.bodies import BodySource, body_fingerprint, build_body
@@ -40,7 +40,8 @@ from xmodal.train import AlignConfig, predict_raw, train_loop
 from xmodal.train.checkpoint import check_run_key
 from xmodal.train.config import TrainConfig
 
-__all__ = ["FitReport", "TrainingRun", "Job", "NotLearnedWarning", "PREDICT_BATCH"]
+__all__ = ["FitReport", "TrainingRun", "Job", "NotLearnedWarning", "RefitCollapsedWarning", "PREDICT_BATCH",
+           "validation_protocol"]
 
 #: samples per forward pass when predicting (validation scores, ``predict``); memory, not results, depends on it
 PREDICT_BATCH = 64
@@ -91,6 +92,8 @@ class TrainingRun:
     init: dict[str, Any] | None = None
     #: the validation score of one constant learned from the training rows (:func:`constant_score`)
     baseline: float | None = None
+    #: on the run ``fit`` keeps after a refit, what :func:`guard_refit` measured
+    refit_check: dict[str, Any] | None = None
 
 
 @dataclass
@@ -291,6 +294,70 @@ def pick(runs: list[TrainingRun], higher_is_better: bool) -> TrainingRun:
     for r in runs[1:]:
         if (r.score > best.score) if higher_is_better else (r.score < best.score):
             best = r
+    return best
+
+
+def validation_protocol(job: Job, strategies: list[Strategy], Xc: np.ndarray, yc: np.ndarray,
+                        val_rows: tuple[np.ndarray, np.ndarray] | None,
+                        explicit_val: tuple[np.ndarray, np.ndarray] | None,
+                        refit: bool) -> tuple[list[TrainingRun], TrainingRun | None, TrainingRun]:
+    """The validation protocol: the runs scored on validation data, the best of them, and the run ``fit``
+    keeps (the best itself, or a refit of its strategy on all of ``(Xc, yc)``, checked by :func:`guard_refit`)."""
+    runs: list[TrainingRun] = []
+    if explicit_val is not None:  # every run trains on all of (X, y) and is scored on the given set
+        for s in strategies:
+            runs.append(job.run(final_label(s, len(strategies)), s, Xc, yc, *explicit_val))
+    elif val_rows is not None:
+        tr, va = val_rows
+        for s in strategies:
+            runs.append(job.run(f"validation-{s.name}", s, Xc[tr], yc[tr], Xc[va], yc[va]))
+    metric = get_metric(get_task_kind(job.task).default_metric)
+    best = pick(runs, metric.higher_is_better) if runs else None
+    if best is not None and (explicit_val is not None or not refit):
+        return runs, best, best
+    final = job.run("final", best.strategy if best is not None else strategies[0], Xc, yc, None, None)
+    if best is None or val_rows is None:
+        return runs, best, final
+    return runs, best, guard_refit(job, best, final, Xc[val_rows[1]], yc[val_rows[1]], metric)
+
+
+class RefitCollapsedWarning(UserWarning):
+    """The refit on all training rows learned nothing where the validation run had: its model is kept instead."""
+
+
+def guard_refit(job: Job, best: TrainingRun, final: TrainingRun, X_val: np.ndarray, y_val: np.ndarray,
+                metric: Metric) -> TrainingRun:
+    """The run to keep after refitting ``best``'s strategy on all training rows: ``final``, unless it collapsed.
+
+    The refit trained on the validation rows ``(X_val, y_val)``, so its score there is a training score and
+    should be at least the held-out score of ``best``, which never saw them. When it is no better than the
+    constant prediction (``best.baseline``: the majority class, or the training mean) while ``best`` beat that
+    constant, the refit has collapsed (seen with a large body at a small body's learning rate: a validation
+    run at 0.90 accuracy, its refit at the majority share). Then ``best`` (trained on the other rows) is kept
+    and a :class:`RefitCollapsedWarning` says so. The kept run's ``refit_check`` records the refit's score on
+    the validation rows, the constant and whether the refit was kept (``fit``'s ``report_.validation["refit"]``).
+    """
+    if best.score is None or best.baseline is None or best.model is None:
+        return final
+    higher = metric.higher_is_better
+    learned = best.score > best.baseline + 1e-9 if higher else best.score < best.baseline - 1e-9
+    device, kind = resolve_device(job.settings.device), get_task_kind(job.task)
+    out = final.model.decode(predict_raw(final.model, torch.from_numpy(X_val), PREDICT_BATCH, device,
+                                         job.settings.precision))
+    seen = float(evaluate_outputs(kind, out, torch.from_numpy(y_val), [metric.name])[metric.name])
+    collapsed = learned and (seen <= best.baseline + 1e-9 if higher else seen >= best.baseline - 1e-9)
+    check = {"score_on_validation_rows": seen, "constant": best.baseline, "collapsed": collapsed,
+             "kept": best.label if collapsed else final.label, "refit_seconds": sum(final.seconds.values())}
+    if not collapsed:
+        final.refit_check = check
+        return final
+    warnings.warn(f"the refit on all training rows has not learned: its {metric.name} on the validation rows, "
+                  f"which it trained on, is {seen:.4g}, no better than the constant prediction "
+                  f"({best.baseline:.4g}), while the run that held them out scored {best.score:.4g}. Keeping "
+                  f"that run's model ({best.label}, trained on {best.n_train} rows). A lower lr or another body "
+                  "(body='auto') may let the refit learn; refit=False always keeps the validation run.",
+                  RefitCollapsedWarning, stacklevel=4)
+    best.refit_check = check
     return best
 
 

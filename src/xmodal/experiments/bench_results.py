@@ -128,7 +128,7 @@ def write_results(
     atomic_write_text(md, "\n".join(lines))
     csv_path = out_dir / "results.csv"
     write_csv(rows, csv_path, ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned",
-                               "diverged", "tune_s", "align_s", "finetune_s", "total_s", "peer"])
+                               "refit_collapsed", "diverged", "tune_s", "align_s", "finetune_s", "total_s", "peer"])
     return {"markdown": str(md), "csv": str(csv_path), "profile": str(png)}
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from xmodal.files import atomic_write_text
+
 IMAGE_TASKS = ("darcy-16", "mnist-5k", "darcy-85", "fashion-mnist-10k")
 SERIES_TASKS = ("japanesevowels", "gunpoint", "breast-cancer", "splice")
 IMAGE_BODIES = ("minilm-l6", "efficientnet-lite0", "mpnet-base")
@@ -337,9 +339,9 @@ def main() -> None:
             for task in tasks:
                 if body in bodies_for(task) and body in run_bodies:
                     score(task, body, seeds, args.out)
-                    (args.out / "BODY_CHOICE.md").write_text(report(tasks, seeds, args.out))
+                    atomic_write_text(args.out / "BODY_CHOICE.md", report(tasks, seeds, args.out))
     text = report(tasks, seeds, args.out)
-    (args.out / "BODY_CHOICE.md").write_text(text)
+    atomic_write_text(args.out / "BODY_CHOICE.md", text)
     print(text)
 
 

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from xmodal.files import atomic_write_text
+
 SETTINGS = dict(body="vit-tiny-random", validation=0.25, max_tokens=8, batch_size=8, epochs=3, align_epochs=3,
                 source_size=200, lr=1e-3, device="cpu", verbose=False)
 #: ``--quick`` (the test suite's two kills): one training run, two epochs per stage
@@ -73,7 +75,7 @@ def child(strategy: str, folder: Path, kill_at: int, record: Path, settings: dic
     X, y = _data()
     est = CrossModalEstimator(strategy=strategy, **settings).fit(X, y, checkpoint_dir=folder / "checkpoints")
     est.save(folder / "model")
-    record.write_text(json.dumps(log))
+    atomic_write_text(record, json.dumps(log))
 
 
 def _spawn(strategy: str, folder: Path, kill_at: int, record: Path, cache: Path, quick: bool) -> int:
@@ -149,7 +151,7 @@ def main() -> None:
     print(f"\n{sum(r['equal'] and r['ok'] for r in rows)}/{len(rows)} kills resumed to the reference weights "
           "with at most the current epoch repeated")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        atomic_write_text(Path(args.json), json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

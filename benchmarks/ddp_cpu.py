@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xmodal.files import atomic_write_text
+
 FIT = ["--body", "minilm-l6", "--epochs", "3", "--batch-size", "32", "--max-tokens", "16", "--align-epochs", "3",
        "--validation", "0"]
 
@@ -114,7 +116,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out is not None:
-        args.out.write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import torch
 
 from xmodal import distributed
 from xmodal.align.objectives import get_objective
+from xmodal.files import atomic_write_text
 from xmodal.model import assemble, build_body
 from xmodal.model.bodies.base import BodySource
 from xmodal.runtime import resolve_device
@@ -205,7 +206,7 @@ def main() -> None:
     lines = _table(args, device)
     print("\n".join(lines))
     if args.out is not None:
-        args.out.write_text("\n".join(lines) + "\n")
+        atomic_write_text(args.out, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,39 @@ def test_peer_options_change_only_the_peer_cells_key():
     assert bench._key(plain, "peer", 0, "minilm-l6", 10) != bench._key(tuned, "peer", 0, "minilm-l6", 10)
 
 
+def test_defaults_cells_fit_at_the_automatic_settings_not_the_tasks(tmp_path, monkeypatch):
+    """``defaults:<strategy>`` runs the strategy as a plain ``xmodal fit`` would: none of the task's hand-set
+    settings reach the estimator, the cell's key differs from the hand-set cell's, and ``defaults:auto`` is
+    the validation choice among them, counted in the head-to-head like ``auto``."""
+    import xmodal.estimator as estimator_mod
+    from xmodal.experiments.suite import strategy_name, transfers
+
+    tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e-3),
+                     dataset="wine")
+    monkeypatch.setitem(SUITE._items, "tiny-wine", tiny)
+    assert strategy_name("defaults:orca") == "orca" and strategy_name("tuned:orca") == "orca"
+    assert transfers("defaults:auto") and transfers("defaults:finetune") and not transfers("defaults:scratch")
+    assert bench._key(tiny, "defaults:finetune", 0, "vit-tiny-random", 10) != bench._key(
+        tiny, "finetune", 0, "vit-tiny-random", 10)
+    seen = []
+    real = estimator_mod.CrossModalEstimator
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        return real(**{**kwargs, "epochs": 1})  # the automatic epochs would be many; the test keeps it short
+
+    monkeypatch.setattr(estimator_mod, "CrossModalEstimator", spy)
+    res = bench.run_bench(["tiny-wine"], ["defaults:finetune"], [0], tmp_path / "b", body="vit-tiny-random",
+                          progress=False)
+    assert [r["method"] for r in res.rows] == ["defaults:finetune"] and res.rows[0]["value"] is not None
+    assert [k["strategy"] for k in seen] == ["finetune"]
+    assert not {"max_tokens", "batch_size", "lr", "epochs"} & set(seen[0])  # the task's settings stay out
+    rows = [{"task": "a", "method": m, "value": v, "metric": "m", "higher_is_better": True}
+            for m, v in [("defaults:orca", 0.8), ("defaults:finetune", 0.9), ("defaults:auto", 0.8), ("peer", 0.85)]]
+    duel = bench.head_to_head(rows, ["a"], ["defaults:orca", "defaults:finetune", "defaults:auto", "peer"])
+    assert (duel[0]["best"], duel[0]["beats_peer"]) == ("defaults:auto", False)  # the choice, not the best by test
+
+
 def test_a_diverged_cell_is_recorded_and_the_suite_goes_on(tmp_path, monkeypatch):
     tiny = SuiteTask("tiny-wine", "tabular", "hgb", dict(max_tokens=16, epochs=1, batch_size=32, lr=1e30),
                      dataset="wine")

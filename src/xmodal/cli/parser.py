@@ -150,7 +150,9 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--methods", default="auto,mona,scratch,peer",
                    help="comma-separated strategies, 'peer', 'auto' (orca and finetune, the one with the better "
                    "validation score kept per seed), 'tuned:<strategy>' and 'tuned:auto' (settings tuned once per "
-                   "task, shared by every seed; see --tune-budget) (default: auto,mona,scratch,peer)")
+                   "task, shared by every seed; see --tune-budget), 'defaults:<strategy>' and 'defaults:auto' "
+                   "(the automatic settings of a plain `xmodal fit`, not the task's hand-set ones) "
+                   "(default: auto,mona,scratch,peer)")
     p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per task of tuned: "
                    f"methods (default: {DEFAULT_BUDGET})")
     p.add_argument("--tune-space", default=DEFAULT_SPACE_NAME, help="named search space of those studies: "

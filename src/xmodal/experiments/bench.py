@@ -33,6 +33,7 @@ from xmodal.experiments.cells import cell_key, fit_cell, load_cell, save_cell, s
 from xmodal.experiments.suite import (
     CHOICES,
     DEFAULT_METHODS,
+    DEFAULTS,
     PEER,
     TUNED,
     VALIDATION,
@@ -79,7 +80,8 @@ class Tuning:
 
 
 def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tuning: Tuning = Tuning()) -> str:
-    spec = {"task": task.name, "dataset": task.dataset_name, "settings": settings_for_body(task.settings, body),
+    settings = {} if method.startswith(DEFAULTS) else settings_for_body(task.settings, body)
+    spec = {"task": task.name, "dataset": task.dataset_name, "settings": settings,
             "peer": task.peer,
             "method": method, "seed": seed, "body": body, "n_train": n_train}
     if task.peer_options and method == PEER:  # only when set, so that the other cells keep their keys
@@ -129,10 +131,9 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
         value, _ = get_peer(task.peer).run(data, seed, **task.peer_options)
         row.update(value=value, peer=task.peer, align_s=0.0, finetune_s=0.0)
     else:
-        settings: dict[str, Any] = settings_for_body(task.settings, body)
-        name = method
+        settings: dict[str, Any] = {} if method.startswith(DEFAULTS) else settings_for_body(task.settings, body)
+        name = strategy_name(method)
         if method.startswith(TUNED):
-            name = strategy_name(method)
             tuned, tune_s = _tuned_settings(task, data, body, tune_dir or tuning.folder(Path("bench")), tuning)
             settings = tuned
             row["tune_s"] = tune_s

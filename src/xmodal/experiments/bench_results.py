@@ -44,7 +44,7 @@ def head_to_head(rows: list[dict[str, Any]], tasks: list[str], methods: list[str
     out = []
     for t in tasks:
         sums = {m: _summary(rows, t, m) for m in methods}
-        chosen = next((m for m in ("tuned:auto", "auto") if sums.get(m) is not None), None)
+        chosen = next((m for m in ("tuned:auto", "auto", "defaults:auto") if sums.get(m) is not None), None)
         transfer = ({chosen: sums[chosen]} if chosen else
                     {m: s for m, s in sums.items() if s is not None and transfers(m)})
         if not transfer:

@@ -140,19 +140,28 @@ VALIDATION = 0.2
 #: a method ``tuned:<strategy>`` runs ``<strategy>`` with the settings tuned (:func:`xmodal.tune`) on the
 #: task's training data, from the automatic defaults
 TUNED = "tuned:"
+#: a method ``defaults:<strategy>`` runs ``<strategy>`` at the automatic settings (:mod:`xmodal.defaults`,
+#: and the body family's own token grid and lr), as a plain ``xmodal fit`` would: not the task's hand-set ones
+DEFAULTS = "defaults:"
 #: derived methods: per (task, seed), the candidate with the better validation score (test value reported)
-CHOICES = {"auto": ("orca", "finetune"), "tuned:auto": ("tuned:orca", "tuned:finetune")}
+CHOICES = {"auto": ("orca", "finetune"), "tuned:auto": ("tuned:orca", "tuned:finetune"),
+           "defaults:auto": ("defaults:orca", "defaults:finetune")}
 
 
 def strategy_name(method: str) -> str:
-    """The strategy a method runs (``tuned:orca`` → ``orca``)."""
-    return method[len(TUNED):] if method.startswith(TUNED) else method
+    """The strategy a method runs (``tuned:orca`` → ``orca``, ``defaults:orca`` → ``orca``)."""
+    for prefix in (TUNED, DEFAULTS):
+        if method.startswith(prefix):
+            return method[len(prefix):]
+    return method
 
 
 def transfers(method: str) -> bool:
     """Whether a method transfers a pretrained body: a strategy whose mode starts from the pretrained
-    weights (not the peer, not ``scratch``)."""
+    weights (not the peer, not ``scratch``); a validation choice (:data:`CHOICES`) when one of its candidates does."""
     from xmodal.strategies import get_strategy
     from xmodal.train.modes import get_mode
 
+    if method in CHOICES:
+        return any(transfers(c) for c in CHOICES[method])
     return method != PEER and get_mode(get_strategy(strategy_name(method)).mode).pretrained_body

@@ -339,13 +339,13 @@ def guard_refit(job: Job, best: TrainingRun, final: TrainingRun, X_val: np.ndarr
     """
     if best.score is None or best.baseline is None or best.model is None:
         return final
-    higher = metric.higher_is_better
-    learned = best.score > best.baseline + 1e-9 if higher else best.score < best.baseline - 1e-9
+    if not beats_constant(best.score, best.baseline, metric):  # nothing better to keep (and fit warns)
+        return final
     device, kind = resolve_device(job.settings.device), get_task_kind(job.task)
     out = final.model.decode(predict_raw(final.model, torch.from_numpy(X_val), PREDICT_BATCH, device,
                                          job.settings.precision))
     seen = float(evaluate_outputs(kind, out, torch.from_numpy(y_val), [metric.name])[metric.name])
-    collapsed = learned and (seen <= best.baseline + 1e-9 if higher else seen >= best.baseline - 1e-9)
+    collapsed = not beats_constant(seen, best.baseline, metric)
     check = {"score_on_validation_rows": seen, "constant": best.baseline, "collapsed": collapsed,
              "kept": best.label if collapsed else final.label, "refit_seconds": sum(final.seconds.values())}
     if not collapsed:
@@ -400,6 +400,11 @@ def constant_score(kind: TaskKind, y: np.ndarray, y_val: np.ndarray) -> float | 
                  [kind.default_metric])
 
 
+def beats_constant(score: float, constant: float, metric: Metric) -> bool:
+    """Whether ``score`` is better than the constant prediction's ``constant`` in ``metric``'s direction."""
+    return score > constant + 1e-9 if metric.higher_is_better else score < constant - 1e-9
+
+
 class NotLearnedWarning(UserWarning):
     """The fitted model scores no better on its validation rows than always predicting one value."""
 
@@ -410,8 +415,7 @@ def warn_if_not_learned(est: Any, run: TrainingRun, metric: Metric) -> None:
     if run.score is None or run.baseline is None:
         return
     constant = run.baseline
-    worse = run.score <= constant + 1e-9 if metric.higher_is_better else run.score >= constant - 1e-9
-    if worse:
+    if not beats_constant(run.score, constant, metric):
         what = "the most frequent class" if get_task_kind(est.task_).class_labels else "the training mean"
         msg = (f"the model has not learned: validation {metric.name} {run.score:.4g} is no better than always "
                f"predicting {what} ({constant:.4g}). Try strategy='auto' (or 'finetune'), a smaller or "

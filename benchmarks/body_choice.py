@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from xmodal.evaluate.metrics import beats
 from xmodal.files import atomic_write_text
 
 IMAGE_TASKS = ("darcy-16", "mnist-5k", "darcy-85", "fashion-mnist-10k")
@@ -250,7 +251,7 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
         both = [d for d in seeds if all(cell_path(out, b, s["task"], d).exists() for b in duel)]
         if s["task"] in IMAGE_TASKS and both:
             pairs.append((s, {b: [c["value"] for c in _cells(s["task"], b, both, out)] for b in duel}))
-    beats = [s["task"] for s, v in pairs if (np.mean(v[duel[0]]) > np.mean(v[duel[1]])) == s["higher_is_better"]]
+    beats = [s["task"] for s, v in pairs if beats(np.mean(v[duel[0]]), np.mean(v[duel[1]]), s["higher_is_better"])]
     if complete:
         n = len(complete)
         lines += ["", f"Tasks with every body scored: {n} of {len(tasks)}. Probe pick within one std of the best: "

@@ -31,6 +31,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from xmodal.evaluate.metrics import beats as better  # float32 means: a gap under 1e-6 is a tie
 from xmodal.experiments.bench import Tuning, validation_choices
 from xmodal.experiments.suite import DEVELOPMENT, HELD_OUT, SUITE
 from xmodal.files import atomic_write_text
@@ -65,16 +66,6 @@ def summary(rows: list[dict[str, Any]], task: str, method: str, seeds: set[int] 
     return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
             "seeds": sorted(r["seed"] for r in got), "higher": bool(got[0]["higher_is_better"]),
             "metric": got[0]["metric"], "rows": got}
-
-
-#: scores are stored as float32 values, so means of the same rows can differ in the 8th digit: a gap this
-#: small is a tie, not a win (three cells 0.9474/0.9298/0.9386 average 2e-8 above a peer at 0.9386)
-TIE = 1e-6
-
-
-def better(a: float, b: float, higher: bool) -> bool:
-    """Whether score ``a`` beats ``b`` by more than :data:`TIE` in the metric's direction."""
-    return a > b + TIE if higher else a < b - TIE
 
 
 def fmt(s: dict[str, Any] | None) -> str:

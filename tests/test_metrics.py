@@ -12,6 +12,7 @@ from sklearn.preprocessing import label_binarize
 
 from xmodal.errors import XmodalError
 from xmodal.evaluate import METRICS, evaluate, get_metric, list_metrics, metrics_for
+from xmodal.evaluate.metrics import beats
 from xmodal.tasks import TASK_KINDS, get_task_kind
 
 TOL = 1e-6
@@ -292,3 +293,13 @@ def test_evaluate_bad_inputs():
         get_metric("mse")(torch.zeros(3, 2), torch.zeros(3, 1))
     with pytest.raises(XmodalError, match="no samples"):
         get_metric("accuracy")(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+
+
+def test_beats_counts_float32_noise_as_a_tie_in_either_direction():
+    cells = np.array([0.9474, 0.9298, 0.9386], dtype=np.float32)
+    peer = float(np.float32(0.9386))
+    assert float(cells.mean(dtype=np.float64)) != peer  # the means differ in the last bits ...
+    assert not beats(float(cells.mean(dtype=np.float64)), peer, True)  # ... which is a tie, not a win
+    assert beats(0.95, 0.9386, True) and not beats(0.9386, 0.95, True)
+    assert beats(0.05, 0.0535, False) and not beats(0.0535, 0.05, False)
+    assert not beats(0.0535, 0.0535 + 5e-7, False)

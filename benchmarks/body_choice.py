@@ -251,7 +251,7 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
         both = [d for d in seeds if all(cell_path(out, b, s["task"], d).exists() for b in duel)]
         if s["task"] in IMAGE_TASKS and both:
             pairs.append((s, {b: [c["value"] for c in _cells(s["task"], b, both, out)] for b in duel}))
-    beats = [s["task"] for s, v in pairs if beats(np.mean(v[duel[0]]), np.mean(v[duel[1]]), s["higher_is_better"])]
+    won = [s["task"] for s, v in pairs if beats(np.mean(v[duel[0]]), np.mean(v[duel[1]]), s["higher_is_better"])]
     if complete:
         n = len(complete)
         lines += ["", f"Tasks with every body scored: {n} of {len(tasks)}. Probe pick within one std of the best: "
@@ -275,8 +275,8 @@ def report(tasks: list[str], seeds: list[int], out: Path) -> str:
         if min(done.values()) == 1:
             lines.append("With one seed the standard deviation is 0: 'within 1 std' means the pick is the best body.")
     if pairs:
-        lines += ["", f"EfficientNet-Lite0 beats MiniLM-L6 on {len(beats)}/{len(pairs)} image/field tasks where both "
-                  f"are scored ({', '.join(beats) or 'none'}), by the mean over the seeds both have:", "",
+        lines += ["", f"EfficientNet-Lite0 beats MiniLM-L6 on {len(won)}/{len(pairs)} image/field tasks where both "
+                  f"are scored ({', '.join(won) or 'none'}), by the mean over the seeds both have:", "",
                   "| task | EfficientNet-Lite0 | MiniLM-L6 | seeds |", "|---|---|---|---|"]
         for s, v in pairs:
             shown = {b: f"{np.mean(x):.4f} ± {np.std(x, ddof=1) if len(x) > 1 else 0:.4f}" for b, x in v.items()}

@@ -11,7 +11,18 @@ A candidate is a comma-separated list of ``key=value`` overrides of the suite's 
     python benchmarks/suite_settings.py --task splice --strategy finetune \\
         --try "max_tokens=15,epochs=6,lr=3e-4" "max_tokens=20,epochs=6,lr=1e-4"
 
-Values are parsed as int, then float, else kept as strings.
+Values are parsed as int, then float, else kept as strings. ``--base defaults`` starts every candidate
+from the automatic settings (:mod:`xmodal.defaults`, as a plain ``xmodal fit`` and the ``defaults:``
+cells of ``xmodal bench`` run) instead of the task's hand-set ones, to measure a change to the defaults on
+a development task:
+
+    python benchmarks/suite_settings.py --task darcy-16 --strategy orca --base defaults \\
+        --try "body=efficientnet-lite0" "body=efficientnet-lite0,epochs=60"
+
+Each candidate is fitted once on the training rows outside the validation split (no inner validation
+run and refit: the split here is the validation). Automatic settings resolve on the rows fitted (a plain
+fit resolves them on all its training rows, so the epochs of its validation run can be a little lower);
+the table shows what they resolved to.
 """
 
 from __future__ import annotations
@@ -54,9 +65,13 @@ def main() -> None:
     ap.add_argument("--try", dest="candidates", nargs="*", default=[], help="key=value,… overrides")
     ap.add_argument("--val", type=float, default=0.2, help="validation share of the training set")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--base", choices=("suite", "defaults"), default="suite",
+                    help="start each candidate from the task's suite settings or from the automatic ones")
     args = ap.parse_args()
 
     name, base = settings_for(args.task)
+    if args.base == "defaults":
+        base = {}
     ds = load_dataset(name)
     kind = get_task_kind(ds.task)
     idx = np.arange(len(ds.X_train))
@@ -64,16 +79,20 @@ def main() -> None:
     tr, va = train_test_split(idx, test_size=args.val, random_state=args.seed, stratify=strat)
     X, y = ds.fit_inputs(ds.X_train), ds.y_train
     print(f"{args.task}: {len(tr)} train / {len(va)} validation (of the training set), strategy {args.strategy}, "
-          f"seed {args.seed}; suite settings {base}\n")
+          f"seed {args.seed}; {args.base} settings {base}\n")
     print(f"| candidate | validation {kind.default_metric} | stage 2 s | stage 3 s |")
     print("|---|---|---|---|")
     for text in ["", *args.candidates]:
-        settings = {**base, **parse_candidate(text)}
-        est = CrossModalEstimator(strategy=args.strategy, seed=args.seed, verbose=False, task=ds.task, **settings)
+        over = parse_candidate(text)
+        settings = {**base, **over}
+        est = CrossModalEstimator(strategy=args.strategy, seed=args.seed, verbose=False, task=ds.task,
+                                  validation=0.0, **settings)
         est.fit(X[tr], y[tr])
         value = float(est.score(X[va], y[va], metric=est.model_.kind.default_metric))
         sec = est.report_.seconds
-        print(f"| {text or 'suite settings'} | {value:.4f} | {sec.get('align', 0.0):.1f} | "
+        auto = {k: v for k, v in est.report_.settings.get("auto", {}).items() if k not in over}
+        shown = text or f"{args.base} settings"
+        print(f"| {shown}{f' (auto: {auto})' if auto else ''} | {value:.4f} | {sec.get('align', 0.0):.1f} | "
               f"{sec.get('finetune', 0.0):.1f} |", flush=True)
 
 

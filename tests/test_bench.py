@@ -123,6 +123,22 @@ def test_peer_options_change_only_the_peer_cells_key():
     assert bench._key(plain, "peer", 0, "minilm-l6", 10) != bench._key(tuned, "peer", 0, "minilm-l6", 10)
 
 
+def test_a_familys_own_automatic_settings_key_its_defaults_cells(monkeypatch):
+    """Changing what a family's automatic settings resolve to (``Body.auto_steps`` …) reruns that family's
+    ``defaults:`` cells and no hand-set cell; transformer families set none, so their cells keep their keys."""
+    from xmodal.experiments.suite import family_defaults
+    from xmodal.model.bodies import FAMILIES
+
+    task = SuiteTask("t", "x", "fno", {"epochs": 1})
+    assert family_defaults("minilm-l6") == {}
+    before = bench._key(task, "defaults:orca", 0, "minilm-l6", 10)
+    hand = bench._key(task, "orca", 0, "minilm-l6", 10)
+    monkeypatch.setattr(FAMILIES["language"], "auto_steps", 999)
+    assert family_defaults("minilm-l6") == {"steps": 999}
+    assert bench._key(task, "defaults:orca", 0, "minilm-l6", 10) != before
+    assert bench._key(task, "orca", 0, "minilm-l6", 10) == hand
+
+
 def test_defaults_cells_fit_at_the_automatic_settings_not_the_tasks(tmp_path, monkeypatch):
     """``defaults:<strategy>`` runs the strategy as a plain ``xmodal fit`` would: none of the task's hand-set
     settings reach the estimator, the cell's key differs from the hand-set cell's, and ``defaults:auto`` is

@@ -107,10 +107,11 @@ def test_the_pretrained_stem_embeds_the_vision_proxy():
     assert float(feats.min()) >= 0 and float(feats.max()) <= 6 and float(feats.std(0).mean()) > 1e-3
 
 
-def test_automatic_tokens_and_learning_rate_are_the_familys_own():
-    """A CNN's automatic token budget is its full stem grid and its learning rate Adam's CNN rate; set values
-    are kept, and transformer families keep the rule's. The suite's transformer-chosen tokens and rate are
-    left automatic for the CNN only; its epochs and batch size (the budget) stay."""
+def test_automatic_tokens_learning_rate_and_steps_are_the_familys_own():
+    """A CNN's automatic token budget is its full stem grid, its learning rate Adam's CNN rate and its step
+    target larger than a transformer's; set values are kept, and transformer families keep the rule's. The
+    suite's transformer-chosen tokens and rate are left automatic for the CNN only; its epochs and batch size
+    (the budget) stay."""
     from xmodal.config import RunConfig
     from xmodal.defaults import RULE, resolve_settings
     from xmodal.experiments.suite import settings_for_body
@@ -123,6 +124,10 @@ def test_automatic_tokens_and_learning_rate_are_the_familys_own():
     assert (kept.max_tokens, kept.lr) == (16, 1e-4) and "max_tokens" not in auto
     lm, _ = resolve_settings(RunConfig(), 1000, (28, 28), body=FAMILIES["language"])
     assert (lm.max_tokens, lm.lr) == (RULE.tokens, RULE.lr)
+    # the CNN's step target: more passes over the same 1000 rows (batch 32 for both), within the samples cap
+    assert EfficientNetBody.auto_steps > RULE.steps and cnn.batch_size == lm.batch_size == 32
+    assert lm.epochs * 32 >= RULE.steps and cnn.epochs * 32 >= EfficientNetBody.auto_steps and cnn.epochs > lm.epochs
+    assert cnn.epochs * 1000 <= RULE.max_samples
     suite = dict(max_tokens=16, epochs=3, batch_size=32, lr=2e-4)
     assert settings_for_body(suite, "minilm-l6") == suite
     if efficientnet_available():

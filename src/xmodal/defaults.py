@@ -12,11 +12,13 @@ gets a model in bounded CPU time:
   (``epochs × N``), which bounds the CPU time on large training sets.
 * ``lr``: :attr:`AutoRule.lr` (stage 3) — full fine-tuning of a pretrained body.
 
-A body family may override the token budget and the learning rate (``Body.auto_tokens``,
-``Body.auto_lr``): a convolutional body's tokens are the pixels of a feature map that it downsamples
-16-fold, so it needs a finer grid than a transformer (at 16 tokens its last map is one pixel), each
-of its tokens costs far less, and its batch norms train at a larger learning rate
-(``python benchmarks/body_choice.py`` measures both families at these defaults).
+A body family may override the token budget, the learning rate and the step target
+(``Body.auto_tokens``, ``Body.auto_lr``, ``Body.auto_steps``): a convolutional body's tokens are the
+pixels of a feature map that it downsamples 16-fold, so it needs a finer grid than a transformer (at
+16 tokens its last map is one pixel), each of its tokens costs far less, its batch norms train at a
+larger learning rate, and it trains from a freshly aligned stem for more steps than a transformer
+needs (``python benchmarks/body_choice.py`` measures both families at these defaults; the
+``max_samples`` cap holds for every family).
 
 The constants of :data:`RULE` are checked against tuning studies on the *development* half of the
 benchmark suite (``python benchmarks/derive_defaults.py``: each study's best trials in the rule's
@@ -63,7 +65,8 @@ def resolve_settings(
         n_train: training samples the final model is fitted on ``N``.
         spatial: the input's spatial shape ``S`` (``(F,)`` for table rows).
         rule: the constants.
-        body: the body's family class (its ``auto_tokens`` / ``auto_lr`` replace the rule's when set);
+        body: the body's family class (its ``auto_tokens`` / ``auto_lr`` / ``auto_steps`` replace the
+            rule's when set);
             ``None``: the rule's.
 
     Returns:
@@ -81,7 +84,8 @@ def resolve_settings(
         chosen["batch_size"] = batch
     if cfg.epochs is None:
         steps_per_epoch = max(1, math.ceil(math.ceil(n_train / batch) / cfg.accumulate))
-        epochs = min(rule.max_epochs, max(rule.min_epochs, math.ceil(rule.steps / steps_per_epoch)))
+        steps = getattr(body, "auto_steps", None) or rule.steps
+        epochs = min(rule.max_epochs, max(rule.min_epochs, math.ceil(steps / steps_per_epoch)))
         chosen["epochs"] = int(max(1, min(epochs, rule.max_samples // max(1, n_train))))
     if cfg.lr is None:
         chosen["lr"] = getattr(body, "auto_lr", None) or rule.lr

@@ -38,6 +38,7 @@ from xmodal.experiments.suite import (
     TUNED,
     VALIDATION,
     SuiteTask,
+    family_defaults,
     get_task,
     settings_for_body,
     strategy_name,
@@ -86,6 +87,8 @@ def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tunin
             "method": method, "seed": seed, "body": body, "n_train": n_train}
     if task.peer_options and method == PEER:  # only when set, so that the other cells keep their keys
         spec["peer_options"] = task.peer_options
+    if method.startswith(DEFAULTS) and (own := family_defaults(body)):  # only when set, as above
+        spec["family_defaults"] = own
     if method != PEER:  # xmodal cells: validation run on VALIDATION of the training data, then refit on all
         spec["protocol"] = {"validation": VALIDATION, "refit": True}
     if method.startswith(TUNED):

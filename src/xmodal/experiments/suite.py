@@ -22,7 +22,7 @@ from xmodal.errors import XmodalError
 from xmodal.registry import Registry
 
 __all__ = ["SuiteTask", "SUITE", "DEVELOPMENT", "HELD_OUT", "get_task", "suite_tasks", "settings_for",
-           "settings_for_body"]
+           "settings_for_body", "family_defaults"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,17 @@ def settings_for_body(settings: dict[str, Any], body: str) -> dict[str, Any]:
     family = FAMILIES[resolve_body(body).family]
     own = {"max_tokens": family.auto_tokens, "lr": family.auto_lr}
     return {k: v for k, v in settings.items() if not (k in FAMILY_SETTINGS and own[k] is not None)}
+
+
+def family_defaults(body: str) -> dict[str, Any]:
+    """The automatic settings ``body``'s family sets for itself (its ``Body.auto_*`` that are set), e.g.
+    ``{"tokens": 3136, "lr": 1e-3, "steps": 600}`` for EfficientNet and ``{}`` for transformer bodies. They are
+    part of a ``defaults:`` cell's key, so that changing them reruns the family's cells."""
+    from xmodal.model.bodies import FAMILIES, resolve_body
+
+    family = FAMILIES[resolve_body(body).family]
+    own = {"tokens": family.auto_tokens, "lr": family.auto_lr, "steps": family.auto_steps}
+    return {k: v for k, v in own.items() if v is not None}
 
 
 # ------------------------------------------------------------------ the suite's methods

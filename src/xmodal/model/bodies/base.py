@@ -81,6 +81,8 @@ class Body(nn.Module):
     auto_tokens: ClassVar[int | None] = None
     #: what an automatic stage-3 ``lr`` resolves to for this family (``None``: :attr:`xmodal.defaults.AutoRule.lr`)
     auto_lr: ClassVar[float | None] = None
+    #: optimiser steps an automatic ``epochs`` aims at (``None``: :attr:`xmodal.defaults.AutoRule.steps`)
+    auto_steps: ClassVar[int | None] = None
     #: folder or hub id the weights came from; set by :func:`build_body` (``None``: config-only body)
     location: str | None = None
     #: where ``AutoTokenizer`` finds the body's tokenizer (language bodies' source features); set by :func:`build_body`

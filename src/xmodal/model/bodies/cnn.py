@@ -91,6 +91,11 @@ class EfficientNetBody(Body):
     #: "body=efficientnet-lite0,max_tokens=784,lr=1e-3"``), the other image and field tasks held out
     auto_tokens = 56 * 56
     auto_lr = 1e-3
+    #: and twice a transformer's optimiser steps: chosen on darcy-16's validation split (a development task; 300,
+    #: 500 and 625 steps by ``python benchmarks/suite_settings.py --task darcy-16 --base defaults --try
+    #: "body=efficientnet-lite0" "body=efficientnet-lite0,epochs=20" "body=efficientnet-lite0,epochs=25"``),
+    #: darcy-85 held out (``results/TUNING.md``)
+    auto_steps = 600
 
     def __init__(self, model: nn.Module, model_name: str = "efficientnet-lite0") -> None:
         super().__init__(model)

@@ -112,8 +112,9 @@ def settings_for(name: str) -> tuple[str, dict[str, Any]]:
     raise XmodalError(f"no benchmark settings for {name!r}; known: {sorted(SUITE) + sorted(EXTRA_SETTINGS)}")
 
 
-#: the settings the suite chose for transformer bodies (with MiniLM-L6) that a family may choose for itself
-FAMILY_SETTINGS = ("max_tokens", "lr")
+#: the settings the suite chose for transformer bodies (with MiniLM-L6) that a family may choose for itself,
+#: each with its name in :func:`family_defaults`
+FAMILY_SETTINGS = {"max_tokens": "tokens", "lr": "lr"}
 
 
 def settings_for_body(settings: dict[str, Any], body: str) -> dict[str, Any]:
@@ -121,11 +122,8 @@ def settings_for_body(settings: dict[str, Any], body: str) -> dict[str, Any]:
     chosen for transformer bodies, so a family that sets its own automatic ones (``Body.auto_tokens`` /
     ``Body.auto_lr``, e.g. EfficientNet's finer grid and larger rate) leaves them automatic; the epochs and
     batch size (the budget) stay the suite's. Transformer bodies get ``settings`` unchanged."""
-    from xmodal.model.bodies import FAMILIES, resolve_body
-
-    family = FAMILIES[resolve_body(body).family]
-    own = {"max_tokens": family.auto_tokens, "lr": family.auto_lr}
-    return {k: v for k, v in settings.items() if not (k in FAMILY_SETTINGS and own[k] is not None)}
+    own = family_defaults(body)
+    return {k: v for k, v in settings.items() if FAMILY_SETTINGS.get(k) not in own}
 
 
 def family_defaults(body: str) -> dict[str, Any]:

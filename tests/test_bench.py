@@ -139,6 +139,22 @@ def test_a_familys_own_automatic_settings_key_its_defaults_cells(monkeypatch):
     assert bench._key(task, "orca", 0, "minilm-l6", 10) == hand
 
 
+def test_the_automatic_rule_keys_every_defaults_cell(monkeypatch):
+    """A ``defaults:`` cell is a plain fit, whose settings resolve from :data:`xmodal.defaults.RULE`: changing
+    one of the rule's constants reruns every family's ``defaults:`` cells and no hand-set cell."""
+    from dataclasses import replace
+
+    task = SuiteTask("t", "x", "fno", {"epochs": 1})
+    for body in ("minilm-l6", "efficientnet-lite0"):
+        before = bench._key(task, "defaults:orca", 0, body, 10)
+        hand = bench._key(task, "orca", 0, body, 10)
+        monkeypatch.setattr(bench, "RULE", replace(bench.RULE, steps=bench.RULE.steps + 1))
+        assert bench._key(task, "defaults:orca", 0, body, 10) != before
+        assert bench._key(task, "orca", 0, body, 10) == hand
+        monkeypatch.undo()
+        assert bench._key(task, "defaults:orca", 0, body, 10) == before
+
+
 def test_defaults_cells_fit_at_the_automatic_settings_not_the_tasks(tmp_path, monkeypatch):
     """``defaults:<strategy>`` runs the strategy as a plain ``xmodal fit`` would: none of the task's hand-set
     settings reach the estimator, the cell's key differs from the hand-set cell's, and ``defaults:auto`` is

@@ -21,12 +21,13 @@ import multiprocessing
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from xmodal.defaults import RULE
 from xmodal.errors import XmodalError
 from xmodal.experiments.bench_results import head_to_head, performance_profile, plot_performance_profile, write_results
 from xmodal.experiments.cells import cell_key, fit_cell, load_cell, save_cell, shown_value
@@ -87,8 +88,10 @@ def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tunin
             "method": method, "seed": seed, "body": body, "n_train": n_train}
     if task.peer_options and method == PEER:  # only when set, so that the other cells keep their keys
         spec["peer_options"] = task.peer_options
-    if method.startswith(DEFAULTS) and (own := family_defaults(body)):  # only when set, as above
-        spec["family_defaults"] = own
+    if method.startswith(DEFAULTS):  # what a plain fit's settings resolve from: the rule and the family's own
+        if own := family_defaults(body):
+            spec["family_defaults"] = own
+        spec["auto_rule"] = asdict(RULE)
     if method != PEER:  # xmodal cells: validation run on VALIDATION of the training data, then refit on all
         spec["protocol"] = {"validation": VALIDATION, "refit": True}
     if method.startswith(TUNED):

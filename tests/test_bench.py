@@ -139,20 +139,21 @@ def test_a_familys_own_automatic_settings_key_its_defaults_cells(monkeypatch):
     assert bench._key(task, "orca", 0, "minilm-l6", 10) == hand
 
 
-def test_the_automatic_rule_keys_every_defaults_cell(monkeypatch):
-    """A ``defaults:`` cell is a plain fit, whose settings resolve from :data:`xmodal.defaults.RULE`: changing
-    one of the rule's constants reruns every family's ``defaults:`` cells and no hand-set cell."""
+def test_the_automatic_rule_keys_every_defaults_and_tuned_cell(monkeypatch):
+    """A ``defaults:`` cell is a plain fit, whose settings resolve from :data:`xmodal.defaults.RULE`, and a
+    ``tuned:`` cell's study starts from them: changing one of the rule's constants reruns every family's
+    ``defaults:`` and ``tuned:`` cells and no hand-set cell."""
     from dataclasses import replace
 
     task = SuiteTask("t", "x", "fno", {"epochs": 1})
     for body in ("minilm-l6", "efficientnet-lite0"):
-        before = bench._key(task, "defaults:orca", 0, body, 10)
-        hand = bench._key(task, "orca", 0, body, 10)
+        before = {m: bench._key(task, m, 0, body, 10) for m in ("defaults:orca", "tuned:orca", "orca")}
         monkeypatch.setattr(bench, "RULE", replace(bench.RULE, steps=bench.RULE.steps + 1))
-        assert bench._key(task, "defaults:orca", 0, body, 10) != before
-        assert bench._key(task, "orca", 0, body, 10) == hand
+        after = {m: bench._key(task, m, 0, body, 10) for m in before}
+        assert after["defaults:orca"] != before["defaults:orca"] and after["tuned:orca"] != before["tuned:orca"]
+        assert after["orca"] == before["orca"]
         monkeypatch.undo()
-        assert bench._key(task, "defaults:orca", 0, body, 10) == before
+        assert {m: bench._key(task, m, 0, body, 10) for m in before} == before
 
 
 def test_defaults_cells_fit_at_the_automatic_settings_not_the_tasks(tmp_path, monkeypatch):
@@ -223,7 +224,8 @@ def test_tuned_cells_share_one_study_per_task(tmp_path, monkeypatch):
         spaces.append(space)
         out.mkdir(parents=True)
         best = {"max_tokens": 8, "epochs": 1, "batch_size": 16, "lr": 1e-3}
-        (out / "tune.json").write_text(json.dumps({"best_settings": best, "seconds": 12.5}))
+        key = xmodal.tuning.study_key(X, y, config, space=space)
+        (out / "tune.json").write_text(json.dumps({"best_settings": best, "seconds": 12.5, "key": key}))
 
     monkeypatch.setattr(xmodal.tuning, "tune", fake_tune)
     out = tmp_path / "bench"
@@ -241,3 +243,11 @@ def test_tuned_cells_share_one_study_per_task(tmp_path, monkeypatch):
     assert spaces == ["local", "orca"] and wide.rows[0]["tune_s"] == 12.5
     with pytest.raises(XmodalError, match="search space"):
         bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], out, progress=False, tune_space="wide")
+    # the body family's automatic learning rate changes: the cells rerun, and the study folder, which
+    # started from the old one, is refused rather than reused
+    from xmodal.model.bodies import FAMILIES, resolve_body
+
+    monkeypatch.setattr(FAMILIES[resolve_body("vit-tiny-random").family], "auto_lr", 5e-4)
+    with pytest.raises(XmodalError, match=r"tune-local/tiny-wine holds a study .*differs in \['automatic'\]"):
+        bench.run_bench(["tiny-wine"], ["tuned:finetune"], [0], out, body="vit-tiny-random", progress=False)
+    assert len(studies) == 2  # no study ran again

@@ -17,7 +17,8 @@ import pytest
 from xmodal import XmodalError
 from xmodal.cli import main
 from xmodal.config import RunConfig
-from xmodal.tuning import SearchSpace, parse_duration, tune
+from xmodal.defaults import RULE
+from xmodal.tuning import SearchSpace, parse_duration, study_key, tune
 from xmodal.tuning.pgserver import find_pg_bin, temporary_postgres
 
 SPACE = {"lr": {"log": [1e-5, 3e-2]}, "epochs": {"scale": [1, 2]}, "optimizer": ["adamw", "sgd"]}
@@ -77,15 +78,27 @@ def test_tuning_prunes_writes_the_best_config_and_fit_config_reproduces_it(tmp_p
     assert curve == [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
 
 
-def test_a_study_resumes_from_its_journal_and_refuses_other_data(tmp_path):
+def test_a_study_resumes_from_its_journal_and_refuses_other_data(tmp_path, monkeypatch):
+    """A study is joined only with the data, settings and automatic settings it was started on: its first
+    trial runs the automatic settings and the space scales from them (``tune.json`` keeps the key)."""
+    from xmodal.model.bodies import FAMILIES, resolve_body
+
     X, y = sign_of_mean()
     first = tune(X, y, TINY, space=SPACE, n_trials=3, budget=None, out=tmp_path, progress=False)
+    key = json.loads((tmp_path / "tune.json").read_text())["key"]
+    assert key == study_key(X, y, TINY, space=SPACE) and key["automatic"]["epochs"] == 4  # TINY sets epochs
+    assert key["automatic"]["lr"] == RULE.lr  # ViT's family sets no learning rate of its own: the rule's
     params = [t.params for t in first.study.trials]
     again = tune(X, y, TINY, space=SPACE, n_trials=5, budget=None, out=tmp_path, progress=False)
     assert len(again.study.trials) == 5 and [t.params for t in again.study.trials[:3]] == params
     assert again.study.trials[0].user_attrs["origin"] == "defaults"  # the automatic defaults go first
     with pytest.raises(XmodalError, match="other data or settings"):
         tune(X[:40], y[:40], TINY, space=SPACE, n_trials=6, budget=None, out=tmp_path, progress=False)
+    # the same data and settings, but the automatic learning rate changed since the study started
+    monkeypatch.setattr(FAMILIES[resolve_body(TINY["body"]).family], "auto_lr", RULE.lr * 2)
+    assert study_key(X, y, TINY, space=SPACE)["automatic"]["lr"] == RULE.lr * 2
+    with pytest.raises(XmodalError, match=r"differs in \['automatic'\]"):
+        tune(X, y, TINY, space=SPACE, n_trials=6, budget=None, out=tmp_path, progress=False)
 
 
 def test_bad_spaces_budgets_and_options_are_refused_before_any_trial(tmp_path):

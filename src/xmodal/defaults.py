@@ -34,7 +34,10 @@ from typing import Any
 
 from xmodal.config import RunConfig
 
-__all__ = ["AutoRule", "RULE", "resolve_settings"]
+__all__ = ["AutoRule", "RULE", "AUTOMATIC", "resolve_settings"]
+
+#: the settings :func:`resolve_settings` fills when they are ``None``
+AUTOMATIC = ("max_tokens", "batch_size", "epochs", "lr")
 
 
 @dataclass(frozen=True)

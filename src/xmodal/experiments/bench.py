@@ -88,8 +88,8 @@ def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tunin
             "method": method, "seed": seed, "body": body, "n_train": n_train}
     if task.peer_options and method == PEER:  # only when set, so that the other cells keep their keys
         spec["peer_options"] = task.peer_options
-    if method.startswith(DEFAULTS):  # what a plain fit's settings resolve from: the rule and the family's own
-        if own := family_defaults(body):
+    if method.startswith((DEFAULTS, TUNED)):  # a plain fit's settings, and a study's first trial, resolve
+        if own := family_defaults(body):          # from these: the rule and the family's own
             spec["family_defaults"] = own
         spec["auto_rule"] = asdict(RULE)
     if method != PEER:  # xmodal cells: validation run on VALIDATION of the training data, then refit on all
@@ -108,17 +108,27 @@ def _tuned_settings(task: SuiteTask, data: Any, body: str, tune_dir: Path,
                     tuning: Tuning) -> tuple[dict[str, Any], float]:
     """The tuned settings of a task: the best configuration of one study (seed :data:`TUNE_SEED`) on the
     training data only, from the automatic defaults (not the task's hand-picked settings); written once to
-    ``tune_dir/<task>/`` and reused by every seed and strategy. Returns (settings, the study's seconds)."""
+    ``tune_dir/<task>/`` and reused by every seed and strategy. Returns (settings, the study's seconds).
+
+    Raises:
+        XmodalError: the folder's study was started on other data or settings (its ``tune.json`` key is not
+            :func:`~xmodal.tuning.study_key`'s today, e.g. the automatic settings changed): it is not reused."""
     from xmodal.config import RunConfig
-    from xmodal.tuning import tune
+    from xmodal.tuning import study_key, tune
 
     folder = tune_dir / task.name
     summary = folder / "tune.json"
+    X, y = data.fit_inputs(data.X_train), data.y_train
+    config = RunConfig(body=body, seed=TUNE_SEED, task=data.task, validation=VALIDATION, verbose=False)
     if not summary.exists():
-        tune(data.fit_inputs(data.X_train), data.y_train,
-             RunConfig(body=body, seed=TUNE_SEED, task=data.task, validation=VALIDATION, verbose=False),
-             budget=tuning.budget, space=tuning.space, out=folder, progress=False)
+        tune(X, y, config, budget=tuning.budget, space=tuning.space, out=folder, progress=False)
     saved = json.loads(summary.read_text())
+    key = study_key(X, y, config, space=tuning.space)
+    if saved.get("key") != key:
+        diff = sorted(k for k in key if (saved.get("key") or {}).get(k) != key[k])
+        raise XmodalError(f"{folder} holds a study started on other data or settings than this task's today "
+                          f"(differs in {diff}, e.g. after a change to the automatic settings); move that "
+                          "folder away to tune the task again")
     return dict(saved["best_settings"]), float(saved["seconds"])
 
 

@@ -6,8 +6,8 @@
 * :mod:`xmodal.tuning.search` — the search loop (:func:`tune`);
 * :mod:`xmodal.tuning.report` — trials table, plots, best configuration, pruning savings.
 
-The search loop (and with it torch and Optuna) loads on first use of ``tune``, ``TuneResult``,
-``PRUNERS`` or ``parse_duration``; the space and :data:`DEFAULT_BUDGET` are cheap to import.
+The search loop (and with it torch and Optuna) loads on first use of ``tune``, ``study_key``,
+``TuneResult``, ``PRUNERS`` or ``parse_duration``; the space and :data:`DEFAULT_BUDGET` are cheap to import.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from xmodal.tuning.space import (
 )
 
 if TYPE_CHECKING:
-    from xmodal.tuning.search import PRUNERS, TuneResult, parse_duration, tune
+    from xmodal.tuning.search import PRUNERS, TuneResult, parse_duration, study_key, tune
 
-__all__ = ["DEFAULT_BUDGET", "tune", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "DEFAULT_SPACE_NAME", "ORCA_SPACE",
-           "LOCAL_SPACE", "SPACES", "resolve_space", "PRUNERS", "parse_duration"]
+__all__ = ["DEFAULT_BUDGET", "tune", "study_key", "TuneResult", "SearchSpace", "DEFAULT_SPACE", "DEFAULT_SPACE_NAME",
+           "ORCA_SPACE", "LOCAL_SPACE", "SPACES", "resolve_space", "PRUNERS", "parse_duration"]
 
-_LAZY = ("tune", "TuneResult", "PRUNERS", "parse_duration")
+_LAZY = ("tune", "study_key", "TuneResult", "PRUNERS", "parse_duration")
 
 
 def __getattr__(name: str) -> Any:

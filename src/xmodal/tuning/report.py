@@ -8,7 +8,8 @@ Files in the tuning folder (each written to a temporary name and renamed):
   planned, seconds, the sampled settings, worker;
 * ``history.png`` / ``importance.png`` — Optuna's optimisation history and hyper-parameter importances
   (the latter needs two finished trials);
-* ``tune.json`` — the summary: best value and trial, counts per state, pruning savings, storage.
+* ``tune.json`` — the summary: best value and trial, counts per state, pruning savings, storage, and the
+  study's ``key`` (what it was started on, :func:`~xmodal.tuning.search.study_key`).
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ def _save_plot(ax: Any, path: Path) -> None:
 
 
 def write_report(result: Any, out: Path, *, tune_strategy: str, storage: str, study_name: str,
-                 best_number: int) -> dict[str, str]:
-    """Write the files of the module docstring for a :class:`~xmodal.tuning.search.TuneResult`; return them by role."""
+                 best_number: int, key: dict[str, Any]) -> dict[str, str]:
+    """Write the files of the module docstring for a :class:`~xmodal.tuning.search.TuneResult`; return them by role.
+    ``key`` is the study's (:func:`~xmodal.tuning.search.study_key`), kept in ``tune.json``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,7 +134,7 @@ def write_report(result: Any, out: Path, *, tune_strategy: str, storage: str, st
                "higher_is_better": result.higher_is_better, "best_value": result.best_value,
                "best_trial": best_number, "counts": result.counts, "seconds": round(result.seconds, 1),
                "pruning": result.pruning, "tune_strategy": tune_strategy,
-               "best_settings": study.trials[best_number].user_attrs.get("settings"), "files": files}
+               "best_settings": study.trials[best_number].user_attrs.get("settings"), "files": files, "key": key}
     write_json(out / "tune.json", summary)
     files["summary"] = str(out / "tune.json")
     return files

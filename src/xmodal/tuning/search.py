@@ -41,7 +41,7 @@ import numpy as np
 from xmodal.config import RunConfig
 from xmodal.data.split import validation_split
 from xmodal.data.validation import check_Xy
-from xmodal.defaults import resolve_settings
+from xmodal.defaults import AUTOMATIC, resolve_settings
 from xmodal.errors import XmodalError
 from xmodal.estimator import CrossModalEstimator, NotLearnedWarning, encode_class_labels
 from xmodal.estimator.body_selection import AUTO_BODY
@@ -52,7 +52,7 @@ from xmodal.tasks import LABELS_KIND, get_task_kind
 from xmodal.tuning.space import DEFAULT_BUDGET, SearchSpace, resolve_space
 from xmodal.tuning.storage import fail_orphaned_trials, open_storage, worker_id
 
-__all__ = ["tune", "TuneResult", "parse_duration", "PRUNERS", "DEFAULT_BUDGET"]
+__all__ = ["tune", "study_key", "TuneResult", "parse_duration", "PRUNERS", "DEFAULT_BUDGET"]
 
 
 def _asha(min_resource: int, max_resource: int, eta: int) -> Any:
@@ -213,8 +213,24 @@ def tune(
                         metric=metric.name, higher_is_better=metric.higher_is_better, counts=counts,
                         seconds=time.monotonic() - t_start, pruning=pruning_savings(study), study=study)
     result.files = write_report(result, out, tune_strategy=tune_strategy, storage=where, study_name=name,
-                                best_number=best.number)
+                                best_number=best.number, key=problem.key())
     return result
+
+
+def study_key(
+    X: Any,
+    y: Any,
+    config: RunConfig | Mapping[str, Any] | None = None,
+    *,
+    space: SearchSpace | Mapping[str, Any] | str | Path | None = None,
+    tune_strategy: str = "finetune",
+    validation_data: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
+    """What a study that :func:`tune` starts with these arguments is keyed by (``tune.json``'s ``key``):
+    the data's fingerprint, the base settings, the space, the metric, ``tune_strategy`` and the automatic
+    settings the first trial runs. A study folder whose ``key`` differs was tuned on other data or under
+    other automatic settings. Checks the arguments as :func:`tune` does; loads no weights, runs nothing."""
+    return _Problem.prepare(X, y, config, space, None, 1, "asha", 3, tune_strategy, validation_data).key()
 
 
 @dataclass
@@ -271,10 +287,13 @@ class _Problem:
                    max(1, max_epochs // reduction_factor**2), seconds_budget, validation_data, tune_strategy, family)
 
     def key(self) -> dict[str, Any]:
-        """What a study must have been started on to be joined: the data, settings, space and metric."""
+        """What a study must have been started on to be joined: the data, settings, space and metric, and
+        the automatic settings its first trial runs and the space scales from (they change with
+        :data:`xmodal.defaults.RULE` and the body family's own defaults)."""
         return _jsonable({"data": _data_fingerprint(self.Xc, self.yc), "base": self.trial_base.run_key(),
                           "space": self.space.to_spec(), "metric": self.metric.name,
-                          "tune_strategy": self.tune_strategy})
+                          "tune_strategy": self.tune_strategy,
+                          "automatic": {k: getattr(self.auto, k) for k in AUTOMATIC}})
 
 
 def _open_study(problem: _Problem, store: Any, where: str, name: str, pruner: str, reduction_factor: int) -> Any:

@@ -400,9 +400,17 @@ def constant_score(kind: TaskKind, y: np.ndarray, y_val: np.ndarray) -> float | 
                  [kind.default_metric])
 
 
+#: how much better than the constant prediction a score must be to count as better, relative to the
+#: constant's size: scores are float32 means (0.1 is 0.10000000149 there), far coarser than 1e-9, and a
+#: real gain is at least one validation row (1 / rows ≫ 1e-6)
+CONSTANT_TOLERANCE = 1e-6
+
+
 def beats_constant(score: float, constant: float, metric: Metric) -> bool:
-    """Whether ``score`` is better than the constant prediction's ``constant`` in ``metric``'s direction."""
-    return score > constant + 1e-9 if metric.higher_is_better else score < constant - 1e-9
+    """Whether ``score`` is better than the constant prediction's ``constant`` in ``metric``'s direction, by
+    more than :data:`CONSTANT_TOLERANCE` × max(1, |constant|)."""
+    tol = CONSTANT_TOLERANCE * max(1.0, abs(constant))
+    return score > constant + tol if metric.higher_is_better else score < constant - tol
 
 
 class NotLearnedWarning(UserWarning):

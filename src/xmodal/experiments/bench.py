@@ -88,8 +88,9 @@ def _key(task: SuiteTask, method: str, seed: int, body: str, n_train: int, tunin
             "method": method, "seed": seed, "body": body, "n_train": n_train}
     if task.peer_options and method == PEER:  # only when set, so that the other cells keep their keys
         spec["peer_options"] = task.peer_options
-    if method.startswith((DEFAULTS, TUNED)):  # a plain fit's settings, and a study's first trial, resolve
-        if own := family_defaults(body):          # from these: the rule and the family's own
+    # a plain fit's settings, and a tuning study's first trial, resolve from the rule and the family's own
+    if method.startswith((DEFAULTS, TUNED)):
+        if own := family_defaults(body):
             spec["family_defaults"] = own
         spec["auto_rule"] = asdict(RULE)
     if method != PEER:  # xmodal cells: validation run on VALIDATION of the training data, then refit on all

@@ -293,7 +293,10 @@ def plan(tasks: list[str], seeds: list[int], out: Path) -> str:
             todo = [s for s in seeds if not cell_path(out, body, task, s).exists()]
             if not todo:
                 continue
-            done = _cells(task, body, seeds, out)
+            # every finished seed of the pair, not only the requested ones, so ``--seeds 2`` still estimates
+            finished = sorted(int(f.stem.removeprefix("orca-seed")) for f in
+                              cell_path(out, body, task, 0).parent.glob("orca-seed*.json"))
+            done = _cells(task, body, finished, out)
             est = len(todo) * float(np.mean([c["total_s"] for c in done])) if done else None
             total += est or 0.0
             unknown += est is None

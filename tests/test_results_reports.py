@@ -7,6 +7,7 @@ fails here instead of at the next long benchmark run. No model is trained: the s
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -43,3 +44,15 @@ def test_tuned_suite_report_is_reproduced_from_its_cells(in_repo: None, tmp_path
     text = mod.report(Path("results/full"), figure, None, "orca", Path("results/bodies"), list(mod.BODIES))
     assert figure.stat().st_size > 0
     assert text == (ROOT / "results/TUNED_SUITE.md").read_text()
+
+
+def test_body_choice_plan_estimates_a_seed_from_the_pairs_other_finished_seeds(tmp_path: Path) -> None:
+    mod = _script("body_choice")
+    task, body = mod.IMAGE_TASKS[0], mod.IMAGE_BODIES[0]
+    for seed, seconds in ((0, 100.0), (1, 300.0)):
+        f = mod.cell_path(tmp_path, body, task, seed)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"row": {"total_s": seconds}}))
+    text = mod.plan([task], [2], tmp_path)
+    assert f"| {task} | {body} | 2 | 200 |" in text  # the mean of seeds 0 and 1, though only seed 2 was asked for
+    assert "no finished" in text  # the task's other bodies have no cell yet

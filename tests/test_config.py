@@ -15,6 +15,7 @@ from sklearn.model_selection import cross_val_score
 
 import xmodal.estimator.runs as est_mod  # where the training runs build bodies
 from xmodal import CrossModalEstimator, XmodalError
+from xmodal.estimator import RefitCollapsedWarning
 from xmodal.cli import build_parser, main
 from xmodal.cli.fit import choice_note
 from xmodal.config import PARAMS, SHARED, RunConfig, add_cli_options, config_from_cli
@@ -162,7 +163,7 @@ def test_a_refit_that_collapses_is_replaced_by_the_validation_run(monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, **TINY).fit(X, y)
-    assert any(issubclass(w.category, est_mod.RefitCollapsedWarning) for w in caught)
+    assert any(issubclass(w.category, RefitCollapsedWarning) for w in caught)
     check = est.report_.validation["refit"]
     assert check["collapsed"] and check["kept"] == "validation-finetune"
     assert check["score_on_validation_rows"] <= check["constant"]
@@ -171,6 +172,71 @@ def test_a_refit_that_collapses_is_replaced_by_the_validation_run(monkeypatch):
     monkeypatch.setattr(est_mod.Job, "run", real)  # refit=False never refits, so nothing to guard
     kept = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, refit=False, **TINY).fit(X, y)
     assert "refit" not in kept.report_.validation
+
+
+@pytest.mark.parametrize("retry_learns", [True, False])
+def test_an_automatic_lr_that_learned_nothing_is_retried_a_decade_lower(monkeypatch, retry_learns):
+    """A constructed case: validation runs at the automatic lr are made to score the constant prediction
+    (the majority share); fit must train them once more at a tenth of the lr and refit at it when that run
+    learned, or keep the first lr and warn when it did not. A user's own lr is never retried."""
+    import warnings
+
+    from xmodal.estimator import NotLearnedWarning
+    from xmodal.estimator.protocol import LR_RETRY_FACTOR
+
+    X, y = sign_of_mean(n=40)
+    real = est_mod.Job.run
+    made: list[tuple[str, float]] = []
+
+    def run(self, label, strategy, *args):
+        out = real(self, label, strategy, *args)
+        made.append((label, self.settings.lr))
+        if label != "final" and (self.settings.lr == made[0][1] or not retry_learns):
+            out.score = out.baseline  # learned nothing
+        else:
+            out.score = 0.9 if label != "final" else out.score
+        return out
+
+    monkeypatch.setattr(est_mod.Job, "run", run)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = CrossModalEstimator(strategy="finetune", epochs=1, **TINY).fit(X, y)
+    first = made[0][1]
+    lower = first * LR_RETRY_FACTOR
+    kept = lower if retry_learns else first
+    assert [m[0] for m in made] == ["validation-finetune", f"validation-finetune-lr{lower:g}", "final"]
+    assert made[-1][1] == pytest.approx(kept)  # the refit runs at the lr that was kept
+    retry = est.report_.validation["lr_retry"]
+    assert retry["automatic_lr"] == first and retry["retried_lr"] == pytest.approx(lower)
+    assert retry["learned"] is retry_learns and retry["kept_lr"] == pytest.approx(kept)
+    assert est.settings_.lr == pytest.approx(kept) and est.report_.settings["resolved"]["lr"] == pytest.approx(kept)
+    assert est.report_.settings["auto"]["lr"] == first  # what the automatic rule chose, before the retry
+    assert [r["label"] for r in est.report_.runs][-1] == "final" and len(est.report_.runs) == 3
+    assert est.report_.validation["source"] == "0.2 of the training data"
+    assert est.report_.seconds["validation_runs"] > 0
+    assert any(issubclass(w.category, NotLearnedWarning) for w in caught) is not retry_learns
+    assert est.validation_score_ == (0.9 if retry_learns else retry["constant"])
+
+    made.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        own = CrossModalEstimator(strategy="finetune", epochs=1, lr=1e-3, **TINY).fit(X, y)
+    assert [m[0] for m in made] == ["validation-finetune", "final"]  # the user's lr is theirs
+    assert "lr_retry" not in own.report_.validation and own.settings_.lr == 1e-3
+    assert any(issubclass(w.category, NotLearnedWarning) for w in caught)
+
+
+def test_xmodal_fit_says_when_it_retried_the_lr(capsys, tmp_path):
+    from xmodal.cli.fit import _print_metrics
+
+    retry = {"automatic_lr": 2e-4, "retried_lr": 2e-5, "learned": True, "kept_lr": 2e-5}
+    metrics = {"seconds": {"align": 1.0}, "strategy": {"name": "orca"}, "test": {},
+               "validation": {"metric": "accuracy", "score": 0.9, "rows": 8, "lr_retry": retry}}
+    _print_metrics(metrics, tmp_path)
+    assert "automatic lr 0.0002 learned nothing on validation; a retry at 2e-05 learned" in capsys.readouterr().out
+    _print_metrics({**metrics, "validation": {**metrics["validation"],
+                                             "lr_retry": {**retry, "learned": False, "kept_lr": 2e-4}}}, tmp_path)
+    assert "learned nothing either; lr 0.0002 was kept" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ strategy="auto"

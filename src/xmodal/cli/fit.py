@@ -291,7 +291,7 @@ def _plot_run(est: Any, run: Path, name: str) -> None:
 
 def choice_note(chosen: str, choice: dict | None, rows: int) -> str | None:
     """A line on a validation choice between strategies that the validation rows did not settle (a tie, or a
-    margin under one standard error: :func:`xmodal.estimator.runs.choice_margin`); ``None`` when it is clear
+    margin under one standard error: :func:`xmodal.estimator.protocol.choice_margin`); ``None`` when it is clear
     or cannot be judged."""
     if not choice:
         return None
@@ -319,6 +319,12 @@ def _print_metrics(metrics: dict, run: Path) -> None:
         note = choice_note(metrics["strategy"]["name"], val.get("choice"), val["rows"])
         if note:
             print(note)
+        retry = val.get("lr_retry")
+        if retry:
+            outcome = ("learned; the model was fitted at it" if retry["learned"] else
+                       f"learned nothing either; lr {retry['kept_lr']:g} was kept")
+            print(f"note: the automatic lr {retry['automatic_lr']:g} learned nothing on validation; a retry at "
+                  f"{retry['retried_lr']:g} {outcome} (validation.lr_retry in metrics.json)")
     for k, v in metrics.get("test", {}).items():
         print(f"test {k}: {v:.4f}")
     if "test_note" in metrics:

@@ -267,8 +267,10 @@ def _candidate_row(name: str, base: RunConfig, how: SelectionRule, Xc: np.ndarra
     full_steps = math.ceil(math.ceil(len(Xc) / full.batch_size) / full.accumulate) * full.epochs
     epoch_steps = math.ceil(math.ceil(len(Xs) / full.batch_size) / full.accumulate)
     epochs = max(1, math.ceil(rung * full_steps / epoch_steps)) if how.after_stage2 == "rung" else 0
+    # the automatic lr, set: a rung is scored as it runs, never retried lower (its cost stays bounded)
     cfg = base.replace(body=name, strategy="orca", align=None, epochs=epochs, batch_size=full.batch_size,
-                       validation=0, refit=False, align_epochs=align_epochs, verbose=False, task=kind.name,
+                       lr=full.lr, validation=0, refit=False,
+                       align_epochs=align_epochs, verbose=False, task=kind.name,
                        align_curve_per_class=min(base.align_curve_per_class or CURVE_PER_CLASS, CURVE_PER_CLASS))
     est = CrossModalEstimator(**cfg.to_dict())
     row: dict[str, Any] = {"body": name}

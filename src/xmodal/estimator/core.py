@@ -33,16 +33,8 @@ from xmodal.errors import XmodalError
 from xmodal.estimator.body_selection import body_for
 from xmodal.estimator.inputs import as_array, column_to_1d, encode_class_labels
 from xmodal.estimator.persistence import save_model
-from xmodal.estimator.runs import (
-    PREDICT_BATCH,
-    FitReport,
-    Job,
-    TrainingRun,
-    choice_margin,
-    planned_steps,
-    validation_protocol,
-    warn_if_not_learned,
-)
+from xmodal.estimator.protocol import choice_margin, validation_protocol
+from xmodal.estimator.runs import PREDICT_BATCH, FitReport, Job, TrainingRun, planned_steps, warn_if_not_learned
 from xmodal.evaluate import evaluate as evaluate_outputs
 from xmodal.evaluate.metrics import get_metric
 from xmodal.model.bodies import FAMILIES
@@ -225,7 +217,7 @@ class CrossModalEstimator(BaseEstimator):
         report.seconds["build"] = time.perf_counter() - t_start
         ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
         job = Job(settings, source, kind.name, self.n_outputs_, cfg.spatial_dims is None and np.ndim(X) == 2, ckpt,
-                  on_epoch)
+                  on_epoch, lr_automatic="lr" in auto)
         job.plan_steps = planned_steps(settings, len(Xc), val_rows, explicit_val is not None, len(strategies),
                                        cfg.refit)
         final_run = explicit_val is None and (val_rows is None or cfg.refit)
@@ -235,7 +227,10 @@ class CrossModalEstimator(BaseEstimator):
         with RunLock(ckpt, "checkpoint folder") if ckpt is not None and distributed.is_main() \
                 else contextlib.nullcontext():
             runs, best, final = validation_protocol(job, strategies, Xc, yc, val_rows, explicit_val, cfg.refit)
-        self._record(report, strategies, runs, best, final, kind, cfg)
+        if job.lr_retry is not None:  # the final model's settings are the ones the retry kept
+            self.settings_ = job.settings
+            report.settings["resolved"] = job.settings.to_dict()
+        self._record(report, strategies, runs, best, final, kind, cfg, job)
         return self
 
     def _check_training_data(self, X: Any, y: Any, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, TaskKind]:
@@ -260,22 +255,24 @@ class CrossModalEstimator(BaseEstimator):
         return Xc, yc, kind
 
     def _record(self, report: FitReport, strategies: list[Strategy], runs: list[TrainingRun],
-                best: TrainingRun | None, final: TrainingRun, kind: TaskKind, cfg: RunConfig) -> None:
-        """Keep the final model, fill ``report_`` and the fitted attributes, and warn when it has not learned."""
+                best: TrainingRun | None, final: TrainingRun, kind: TaskKind, cfg: RunConfig, job: Job) -> None:
+        """Keep the final model, fill ``report_`` and the fitted attributes, and warn when it has not learned.
+        ``runs`` are the scored runs chosen from; ``job.set_aside`` those an lr retry did not keep."""
         metric = get_metric(kind.default_metric)
         if best is not None:
             report.validation = {
                 "metric": metric.name, "score": best.score, "rows": best.n_val,
-                "source": "validation_data" if best.label != f"validation-{best.strategy.name}"
-                else f"{cfg.validation:g} of the training data",
+                "source": f"{cfg.validation:g} of the training data" if best.label.startswith("validation-")
+                else "validation_data",
                 "strategy_scores": {r.strategy.name: r.score for r in runs},
                 **({"choice": choice_margin(runs, best, metric)} if len(runs) > 1 else {}),
                 **({"refit": final.refit_check} if final.refit_check else {}),
+                **({"lr_retry": job.lr_retry} if job.lr_retry else {}),
             }
-        for r in runs:
+        for r in [*job.set_aside, *runs]:
             if r is not final:
                 r.model = None  # only the final model is kept
-        every = [*runs, *([] if any(r is final for r in runs) else [final])]
+        every = [*job.set_aside, *runs, *([] if any(r is final for r in runs) else [final])]
         report.histories = [r.finetune for r in every]
         report.runs = [{"label": r.label, "strategy": r.strategy.name, "train_rows": r.n_train, "val_rows": r.n_val,
                         "score": r.score, "seconds": r.seconds} for r in every]
@@ -286,7 +283,7 @@ class CrossModalEstimator(BaseEstimator):
             report.strategy["chosen_from"] = [s.name for s in strategies]
         report.align, report.finetune = final.align, final.finetune
         report.seconds.update(align=final.seconds["align"], finetune=final.seconds["finetune"])
-        extra = [r for r in runs if r is not final]
+        extra = [r for r in [*job.set_aside, *runs] if r is not final]
         if extra:
             report.seconds["validation_runs"] = sum(r.seconds["align"] + r.seconds["finetune"] for r in extra)
         self.model_ = final.model

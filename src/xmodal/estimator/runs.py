@@ -1,9 +1,10 @@
 """One training run of a fit — stage 1 (build), stage 2 (align) and stage 3 (fine-tune) of one strategy
-on one split — and what ``fit`` does with the runs: plan their cost, pick the best on validation, warn
-when the result has not learned.
+on one split — its cost plan, and whether a run learned: the score of a constant prediction and the
+warning when a run is no better.
 
 A fit makes one run (no validation), one per candidate scored on the validation rows, and a refit on
-all the training data; :class:`Job` holds what those runs share.
+all the training data; :class:`Job` holds what those runs share. Which runs a fit makes and which it
+keeps is :mod:`xmodal.estimator.protocol`'s.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from xmodal.config import RunConfig
 from xmodal.data.fingerprint import fingerprint
 from xmodal.errors import XmodalError
 from xmodal.evaluate import evaluate as evaluate_outputs
-from xmodal.evaluate.bootstrap import PROPORTION_METRICS, proportion_se
-from xmodal.evaluate.metrics import Metric, get_metric
+from xmodal.evaluate.metrics import Metric
 from xmodal.files import atomic_write_text, json_dumps
 from xmodal.model.assembly import CrossModalModel, assemble
 from xmodal.model.bodies import BodySource, body_fingerprint, build_body
@@ -40,8 +40,8 @@ from xmodal.train import AlignConfig, predict_raw, train_loop
 from xmodal.train.checkpoint import check_run_key
 from xmodal.train.config import TrainConfig
 
-__all__ = ["FitReport", "TrainingRun", "Job", "NotLearnedWarning", "RefitCollapsedWarning", "PREDICT_BATCH",
-           "validation_protocol"]
+__all__ = ["FitReport", "TrainingRun", "Job", "NotLearnedWarning", "PREDICT_BATCH", "beats_constant",
+           "constant_score"]
 
 #: samples per forward pass when predicting (validation scores, ``predict``); memory, not results, depends on it
 PREDICT_BATCH = 64
@@ -114,6 +114,12 @@ class Job:
     #: the stage-2 seconds of the first run (measured before the estimate is made)
     first_align_seconds: float | None = None
     estimated: bool = False
+    #: whether ``settings.lr`` was automatic (:mod:`xmodal.defaults`), so that the validation protocol may
+    #: retry it lower when its runs learn nothing (:func:`xmodal.estimator.protocol.retry_lower_lr`)
+    lr_automatic: bool = False
+    #: what that retry did (``None`` when there was none), and the runs it set aside
+    lr_retry: dict[str, Any] | None = None
+    set_aside: list[TrainingRun] = field(default_factory=list)
 
     def _estimate(self, seconds: float) -> None:
         """One line, at the first stage-3 step of the fit: how long the rest of the fit will take, from that
@@ -281,107 +287,6 @@ def _read_aligned(ckpt_dir: Path, run_key: dict) -> dict[str, Any] | None:
         raise XmodalError(f"{meta} is damaged ({exc}); delete it and aligned.safetensors to redo stage 2") from None
     check_run_key(ckpt_dir, saved.get("run_key"), run_key)
     return report
-
-
-def final_label(strategy: Strategy, n_candidates: int) -> str:
-    """With a given validation set the runs train on all the data: one is the final run, or one per candidate."""
-    return "final" if n_candidates == 1 else f"candidate-{strategy.name}"
-
-
-def pick(runs: list[TrainingRun], higher_is_better: bool) -> TrainingRun:
-    """The run with the best validation score; ties go to the earlier candidate (the order given)."""
-    best = runs[0]
-    for r in runs[1:]:
-        if (r.score > best.score) if higher_is_better else (r.score < best.score):
-            best = r
-    return best
-
-
-def validation_protocol(job: Job, strategies: list[Strategy], Xc: np.ndarray, yc: np.ndarray,
-                        val_rows: tuple[np.ndarray, np.ndarray] | None,
-                        explicit_val: tuple[np.ndarray, np.ndarray] | None,
-                        refit: bool) -> tuple[list[TrainingRun], TrainingRun | None, TrainingRun]:
-    """The validation protocol: the runs scored on validation data, the best of them, and the run ``fit``
-    keeps (the best itself, or a refit of its strategy on all of ``(Xc, yc)``, checked by :func:`guard_refit`)."""
-    runs: list[TrainingRun] = []
-    if explicit_val is not None:  # every run trains on all of (X, y) and is scored on the given set
-        for s in strategies:
-            runs.append(job.run(final_label(s, len(strategies)), s, Xc, yc, *explicit_val))
-    elif val_rows is not None:
-        tr, va = val_rows
-        for s in strategies:
-            runs.append(job.run(f"validation-{s.name}", s, Xc[tr], yc[tr], Xc[va], yc[va]))
-    metric = get_metric(get_task_kind(job.task).default_metric)
-    best = pick(runs, metric.higher_is_better) if runs else None
-    if best is not None and (explicit_val is not None or not refit):
-        return runs, best, best
-    final = job.run("final", best.strategy if best is not None else strategies[0], Xc, yc, None, None)
-    if best is None or val_rows is None:
-        return runs, best, final
-    return runs, best, guard_refit(job, best, final, Xc[val_rows[1]], yc[val_rows[1]], metric)
-
-
-class RefitCollapsedWarning(UserWarning):
-    """The refit on all training rows learned nothing where the validation run had: its model is kept instead."""
-
-
-def guard_refit(job: Job, best: TrainingRun, final: TrainingRun, X_val: np.ndarray, y_val: np.ndarray,
-                metric: Metric) -> TrainingRun:
-    """The run to keep after refitting ``best``'s strategy on all training rows: ``final``, unless it collapsed.
-
-    The refit trained on the validation rows ``(X_val, y_val)``, so its score there is a training score and
-    should be at least the held-out score of ``best``, which never saw them. When it is no better than the
-    constant prediction (``best.baseline``: the majority class, or the training mean) while ``best`` beat that
-    constant, the refit has collapsed (seen with a large body at a small body's learning rate: a validation
-    run at 0.90 accuracy, its refit at the majority share). Then ``best`` (trained on the other rows) is kept
-    and a :class:`RefitCollapsedWarning` says so. The kept run's ``refit_check`` records the refit's score on
-    the validation rows, the constant and whether the refit was kept (``fit``'s ``report_.validation["refit"]``).
-    """
-    if best.score is None or best.baseline is None or best.model is None:
-        return final
-    if not beats_constant(best.score, best.baseline, metric):  # nothing better to keep (and fit warns)
-        return final
-    device, kind = resolve_device(job.settings.device), get_task_kind(job.task)
-    out = final.model.decode(predict_raw(final.model, torch.from_numpy(X_val), PREDICT_BATCH, device,
-                                         job.settings.precision))
-    seen = float(evaluate_outputs(kind, out, torch.from_numpy(y_val), [metric.name])[metric.name])
-    collapsed = not beats_constant(seen, best.baseline, metric)
-    check = {"score_on_validation_rows": seen, "constant": best.baseline, "collapsed": collapsed,
-             "kept": best.label if collapsed else final.label, "refit_seconds": sum(final.seconds.values())}
-    if not collapsed:
-        final.refit_check = check
-        return final
-    warnings.warn(f"the refit on all training rows has not learned: its {metric.name} on the validation rows, "
-                  f"which it trained on, is {seen:.4g}, no better than the constant prediction "
-                  f"({best.baseline:.4g}), while the run that held them out scored {best.score:.4g}. Keeping "
-                  f"that run's model ({best.label}, trained on {best.n_train} rows). A lower lr or another body "
-                  "(body='auto') may let the refit learn; refit=False always keeps the validation run.",
-                  RefitCollapsedWarning, stacklevel=4)
-    best.refit_check = check
-    return best
-
-
-def choice_margin(runs: list[TrainingRun], best: TrainingRun, metric: Metric) -> dict[str, Any] | None:
-    """How clearly the validation rows separated the chosen strategy from the runner-up.
-
-    Returns ``runner_up`` (its strategy), ``margin`` (the chosen score minus the runner-up's, in the metric's
-    better direction: ≥ 0, 0 on a tie, which keeps the earlier candidate), and for accuracy
-    ``standard_error``, the binomial error of the chosen score p on n validation rows (plus-four,
-    :func:`xmodal.evaluate.bootstrap.proportion_se`, so never zero at p = 1), and ``clear`` = margin > 0 and
-    margin ≥ that error. A choice that is not clear could as well have gone
-    the other way on another draw of validation rows (how often validation and test disagreed on the
-    suite: ``python benchmarks/tuned_suite.py``). Other metrics keep no per-row errors here:
-    ``standard_error`` and ``clear`` are ``None``. ``None`` with fewer than two scored candidates.
-    """
-    scored = [r for r in runs if r.score is not None]
-    if best.score is None or len(scored) < 2:
-        return None
-    others = [r for r in scored if r is not best]
-    runner = pick(others, metric.higher_is_better)
-    margin = (best.score - runner.score) if metric.higher_is_better else (runner.score - best.score)
-    se = proportion_se(best.score, best.n_val) if metric.name in PROPORTION_METRICS and best.n_val else None
-    return {"runner_up": runner.strategy.name, "margin": margin, "standard_error": se,
-            "clear": None if se is None else bool(margin > 0 and margin >= se)}
 
 
 def constant_score(kind: TaskKind, y: np.ndarray, y_val: np.ndarray) -> float | None:

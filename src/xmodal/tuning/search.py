@@ -358,7 +358,8 @@ def _objective(problem: _Problem, deadline: float | None) -> Callable[[Any], flo
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
 
-        est = CrossModalEstimator(**cfg.to_dict())
+        # the lr set (the trial's, or the automatic one): a trial is scored as it runs, never retried lower
+        est = CrossModalEstimator(**cfg.replace(lr=resolved.lr).to_dict())
         with warnings.catch_warnings():  # a trial that does not learn is scored, not announced
             warnings.simplefilter("ignore", NotLearnedWarning)
             est.fit(problem.Xc, problem.yc, validation_data=problem.validation_data, on_epoch=on_epoch)

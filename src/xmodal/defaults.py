@@ -10,7 +10,9 @@ gets a model in bounded CPU time:
 * ``epochs``: enough passes for :attr:`AutoRule.steps` optimiser steps, clipped to
   ``[min_epochs, max_epochs]``, and at most :attr:`AutoRule.max_samples` samples seen in all
   (``epochs × N``), which bounds the CPU time on large training sets.
-* ``lr``: :attr:`AutoRule.lr` (stage 3) — full fine-tuning of a pretrained body.
+* ``lr``: :attr:`AutoRule.lr` (stage 3) — full fine-tuning of a pretrained body. When no validation run
+  at it beats a constant prediction, ``fit`` retries once a decade lower
+  (:func:`xmodal.estimator.protocol.retry_lower_lr`).
 
 A body family may override the token budget, the learning rate and the step target
 (``Body.auto_tokens``, ``Body.auto_lr``, ``Body.auto_steps``): a convolutional body's tokens are the

@@ -15,11 +15,11 @@ from sklearn.model_selection import cross_val_score
 
 import xmodal.estimator.runs as est_mod  # where the training runs build bodies
 from xmodal import CrossModalEstimator, XmodalError
-from xmodal.estimator import RefitCollapsedWarning
 from xmodal.cli import build_parser, main
 from xmodal.cli.fit import choice_note
 from xmodal.config import PARAMS, SHARED, RunConfig, add_cli_options, config_from_cli
 from xmodal.data.split import validation_split
+from xmodal.estimator import RefitCollapsedWarning
 from xmodal.evaluate.bootstrap import proportion_se
 from xmodal.experiments.compare import SHARED_PARAMS
 
@@ -172,6 +172,40 @@ def test_a_refit_that_collapses_is_replaced_by_the_validation_run(monkeypatch):
     monkeypatch.setattr(est_mod.Job, "run", real)  # refit=False never refits, so nothing to guard
     kept = CrossModalEstimator(strategy="finetune", epochs=2, lr=1e-3, refit=False, **TINY).fit(X, y)
     assert "refit" not in kept.report_.validation
+
+
+@pytest.mark.parametrize("right, kept", [(40, "final"), (37, "final"), (28, "validation"), (20, "validation")])
+def test_a_refit_far_below_its_validation_run_on_rows_it_trained_on_is_set_aside(monkeypatch, right, kept):
+    """A constructed case on 40 balanced validation rows: the held-out run scored 0.95; the refit, which
+    trained on those rows, is made to get ``right`` of them. 40 and 37 (0.925, within two standard errors)
+    keep the refit; 28 (0.70: degraded, above the 0.5 share) and 20 (0.5: collapsed) keep the validation run."""
+    import warnings
+    from types import SimpleNamespace
+
+    import torch
+
+    import xmodal.estimator.protocol as protocol
+    from xmodal.config import RunConfig
+    from xmodal.estimator.runs import TrainingRun
+    from xmodal.evaluate.metrics import get_metric
+
+    y_val = np.arange(40) % 2
+    logits = torch.zeros(40, 2)
+    logits[torch.arange(40), torch.from_numpy((y_val + (np.arange(40) >= right)) % 2)] = 1.0  # first `right` rows right
+    monkeypatch.setattr(protocol, "predict_raw", lambda *a: logits)
+    model = SimpleNamespace(decode=lambda out: out)
+    best = TrainingRun("validation-orca", None, model, {}, [], {}, 160, 40, 0.95, None, 0.5)
+    final = TrainingRun("final", None, model, {}, [], {"align": 1.0, "finetune": 2.0}, 200)
+    job = SimpleNamespace(settings=RunConfig(device="cpu", seed=0), task="classification")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = protocol.guard_refit(job, best, final, np.zeros((40, 1, 4), np.float32), y_val, get_metric("accuracy"))
+    assert (out is final) == (kept == "final")
+    assert any(issubclass(w.category, protocol.RefitCollapsedWarning) for w in caught) == (kept != "final")
+    check = out.refit_check
+    assert check["score_on_validation_rows"] == pytest.approx(right / 40)
+    assert check["collapsed"] == (right == 20) and check["degraded"] == (right == 28)
+    assert 0.0 < check["standard_error"] < 0.1
 
 
 @pytest.mark.parametrize("retry_learns", [True, False])

@@ -163,7 +163,8 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
         row.update(value=float(est.score(data.fit_inputs(data.X_test), data.y_test, metric=metric)),
                    validation=est.validation_score_,
                    not_learned=any(issubclass(w.category, NotLearnedWarning) for w in caught),
-                   refit_collapsed=bool(est.report_.validation.get("refit", {}).get("collapsed", False)),
+                   # the refit was set aside (collapsed or degraded) and the validation run's model scored
+                   refit_collapsed=est.report_.validation.get("refit", {}).get("kept", "final") != "final",
                    align_s=float(est.report_.seconds.get("align", 0.0)),
                    finetune_s=float(est.report_.seconds.get("finetune", 0.0)))
     row["total_s"] = time.perf_counter() - t0

@@ -79,7 +79,7 @@ def retry_lower_lr(job: Job, runs: list[TrainingRun], rescore: Callable[[str], l
     When the lr was automatic (``job.lr_automatic``: the user set none) and no run beat the constant
     prediction on its validation rows (:func:`~xmodal.estimator.runs.beats_constant`), the automatic lr
     is the first suspect: a large body collapses to one class at a small body's rate (MPNet-base on
-    mnist-5k at 2e-4: ``python benchmarks/lr_retry.py``). Every candidate is then trained again at
+    gunpoint at 2e-4, every seed: ``python benchmarks/lr_retry.py``). Every candidate is then trained again at
     ``lr × LR_RETRY_FACTOR`` (``rescore(suffix)``: the same runs, labelled and checkpointed with ``suffix``).
     If the best of those learned, they replace ``runs`` and ``job.settings`` keeps the lower lr for the
     refit; otherwise the first runs and lr stay. Either way ``job.lr_retry`` records both lrs, the scores at

@@ -344,6 +344,7 @@ def body_choice(rows: list[dict[str, Any]], tasks: list[str], bodies_root: Path,
            "| task | half | bodies entered (cells) | chosen per seed | tuned auto | chosen (test) | untuned orca | "
            "peer |", "|---|---|---|---|---|---|---|---|"]
     counts = {h: {"orca": 0, "peer": 0, "n": 0} for h in HALVES}
+    kept: list[dict[str, Any]] = []  # the cells whose test scores the counts below use
     for t in tasks:
         auto = summary(rows, t, "tuned:auto")
         seeds = auto["seeds"]
@@ -364,6 +365,7 @@ def body_choice(rows: list[dict[str, Any]], tasks: list[str], bodies_root: Path,
                     best, label = got[r["seed"]], b
             picks.append(label)
             values.append(float(best["value"]))
+            kept.append(best)  # a tuned auto row carries the fields of the cell it chose
         mean = statistics.fmean(values)
         ref = {m: summary(rows, t, m, set(seeds)) for m in ("orca", "peer")}
         c = counts[half(t)]
@@ -381,8 +383,26 @@ def body_choice(rows: list[dict[str, Any]], tasks: list[str], bodies_root: Path,
 
     out += ["", f"With the body chosen on validation too, xmodal beats today's untuned orca on {count('orca')} tasks "
             f"and the expert peer on {count('peer')}. A body's cells marked 'suite epochs/batch' ran at a budget "
-            "a person set per task: there the count measures the lever, not a fully automatic run."]
+            "a person set per task: there the count measures the lever, not a fully automatic run.",
+            "", protocol_note(kept)]
     return out
+
+
+def protocol_note(cells: list[dict[str, Any]]) -> str:
+    """How many of the kept ``cells`` an older validation protocol made than today's
+    (:func:`xmodal.experiments.bench_results.older_protocol`), and on which tasks."""
+    from xmodal.estimator.protocol import PROTOCOL_VERSION
+    from xmodal.experiments.bench_results import older_protocol
+
+    cells = [{k: v for k, v in c.items() if k != "chosen"} for c in cells]  # each stands for the cell it kept
+    old = [c for c in cells if older_protocol([c])]
+    where = sorted({c["task"] for c in old})
+    return (f"Of the {len(cells)} cells these counts keep, {len(old)} were made by a validation protocol older "
+            f"than today's (version {PROTOCOL_VERSION}, `xmodal.estimator.protocol`: an automatic lr that learned "
+            "nothing is retried a decade lower, a degraded refit is set aside)"
+            + (f", on {', '.join(where)}" if where else "")
+            + ". A cell records the protocol that made it; its key does not, so a rerun reuses it until its file "
+            "is moved away.")
 
 
 def space_comparison(base: list[dict[str, Any]], rows: list[dict[str, Any]], tasks: list[str],

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from xmodal.errors import XmodalError
+from xmodal.estimator.protocol import PROTOCOL_VERSION
 from xmodal.experiments import bench
 from xmodal.experiments.suite import DEVELOPMENT, HELD_OUT, SUITE, SuiteTask, get_task, suite_tasks
 
@@ -51,6 +52,20 @@ def test_results_say_where_their_cells_ran():
     assert environment_lines([]) == []
 
 
+def test_results_count_the_cells_an_older_validation_protocol_made():
+    from xmodal.experiments.bench_results import protocol_lines
+
+    now = {"protocol": PROTOCOL_VERSION}
+    rows = [{**_row("a", "x", 0.9), **now}, {**_row("a", "y", 0.8), "protocol": PROTOCOL_VERSION - 1},
+            _row("b", "x", 0.5), _row("b", "z", 0.6),  # two cells from before versions were recorded
+            {**_row("a", "peer", 0.95), "peer": "hgb"},  # a peer runs no protocol
+            {**_row("a", "auto", 0.8), "chosen": "y"}]  # a validation choice repeats its cell
+    (line, blank) = protocol_lines(rows)
+    assert f"version {PROTOCOL_VERSION}" in line and blank == ""
+    assert f"1 version {PROTOCOL_VERSION - 1}" in line and "2 before versions were recorded" in line
+    assert protocol_lines([{**_row("a", "x", 0.9), **now}, {**_row("a", "peer", 0.9), "peer": "hgb"}]) == []
+
+
 def test_suite_registry():
     assert {"gunpoint", "japanesevowels", "mnist-5k", "fashion-mnist-10k", "darcy-16", "darcy-85", "splice",
             "breast-cancer", "credit-g", "diabetes"} <= set(SUITE)
@@ -70,6 +85,14 @@ def test_tiny_bench_writes_results_and_resumes(tmp_path, monkeypatch):
     assert len(res.rows) == 4
     peer = [r for r in res.rows if r["method"] == "peer"]
     assert all(r["value"] > 0.8 for r in peer)  # gradient boosting on wine
+    # each xmodal cell says which validation protocol made it (a report can tell an older one's cells apart)
+    # and what its refit scored on the validation rows it trained on; a peer runs no protocol
+    ours = [r for r in res.rows if r["method"] == "finetune"]
+    assert all(r["protocol"] == PROTOCOL_VERSION for r in ours)
+    # None where the validation run learned nothing (one epoch here), so that no refit check ran
+    assert all(r["refit_on_validation_rows"] is None or 0.0 <= r["refit_on_validation_rows"] <= 1.0 for r in ours)
+    assert all("refit_on_validation_rows" in r for r in ours)
+    assert all("protocol" not in r for r in peer)
     md = (out / "RESULTS.md").read_text()
     assert "| tiny-wine | accuracy ↑ |" in md and "**" in md and (out / "performance_profile.png").stat().st_size > 0
     assert f"({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads: 4 cells" in md

@@ -26,7 +26,14 @@ from xmodal.strategies import Strategy
 from xmodal.tasks import get_task_kind
 from xmodal.train import predict_raw
 
-__all__ = ["validation_protocol", "retry_lower_lr", "RefitCollapsedWarning", "LR_RETRY_FACTOR", "choice_margin"]
+__all__ = ["validation_protocol", "retry_lower_lr", "RefitCollapsedWarning", "LR_RETRY_FACTOR", "choice_margin",
+           "PROTOCOL_VERSION"]
+
+#: the version of this protocol, recorded with every ``xmodal bench`` cell so that a report can tell which
+#: cells an older protocol produced (a cell's key holds its settings, not this, so a rerun reuses old cells):
+#: 1 — validation run, then refit on all rows; 2 — a refit no better than the constant is set aside;
+#: 3 — an automatic lr that learned nothing is retried a decade lower, and a degraded refit is set aside too
+PROTOCOL_VERSION = 3
 
 #: an automatic stage-3 lr whose validation runs learned nothing is retried once at this multiple of it: one
 #: decade, the step of the papers' lr grid (ORCA appendix A.3.3: 1e-2 … 1e-6)

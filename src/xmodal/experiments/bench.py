@@ -136,6 +136,7 @@ def _tuned_settings(task: SuiteTask, data: Any, body: str, tune_dir: Path,
 def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tune_dir: Path | None = None,
               tuning: Tuning = Tuning()) -> dict[str, Any]:
     from xmodal.estimator import CrossModalEstimator, NotLearnedWarning
+    from xmodal.estimator.protocol import PROTOCOL_VERSION
     from xmodal.evaluate.metrics import get_metric
     from xmodal.experiments.peers import get_peer
     from xmodal.tasks import get_task_kind
@@ -160,11 +161,14 @@ def _run_cell(task: SuiteTask, data: Any, method: str, seed: int, body: str, tun
             warnings.simplefilter("always", NotLearnedWarning)
             if not fit_cell(lambda: est.fit(data.fit_inputs(data.X_train), data.y_train), row, t0):
                 return row  # a failed cell, recorded as such; the suite goes on
+        refit = est.report_.validation.get("refit", {})
         row.update(value=float(est.score(data.fit_inputs(data.X_test), data.y_test, metric=metric)),
-                   validation=est.validation_score_,
+                   validation=est.validation_score_, protocol=PROTOCOL_VERSION,
                    not_learned=any(issubclass(w.category, NotLearnedWarning) for w in caught),
                    # the refit was set aside (collapsed or degraded) and the validation run's model scored
-                   refit_collapsed=est.report_.validation.get("refit", {}).get("kept", "final") != "final",
+                   refit_collapsed=refit.get("kept", "final") != "final",
+                   # the refit's score on the validation rows it trained on (guard_refit's check), when checked
+                   refit_on_validation_rows=refit.get("score_on_validation_rows"),
                    align_s=float(est.report_.seconds.get("align", 0.0)),
                    finetune_s=float(est.report_.seconds.get("finetune", 0.0)))
     row["total_s"] = time.perf_counter() - t0

@@ -123,12 +123,14 @@ def write_results(
               ("" if seconds is None else
                f"Wall time of this run (cells computed now; resumed cells cost nothing): {seconds:.0f} s. ")
               + f"Sum of the {len(rows)} cells' own times (the cost of running them all at once): "
-              f"{sum(float(r.get('total_s', 0)) for r in rows):.0f} s.", "", *environment_lines(rows)]
+              f"{sum(float(r.get('total_s', 0)) for r in rows):.0f} s.", "", *environment_lines(rows),
+              *protocol_lines(rows)]
     md = out_dir / "RESULTS.md"
     atomic_write_text(md, "\n".join(lines))
     csv_path = out_dir / "results.csv"
     write_csv(rows, csv_path, ["task", "method", "seed", "metric", "value", "validation", "chosen", "not_learned",
-                               "refit_collapsed", "diverged", "tune_s", "align_s", "finetune_s", "total_s", "peer"])
+                               "refit_collapsed", "refit_on_validation_rows", "protocol", "diverged", "tune_s",
+                               "align_s", "finetune_s", "total_s", "peer"])
     return {"markdown": str(md), "csv": str(csv_path), "profile": str(png)}
 
 
@@ -152,6 +154,36 @@ def environment_lines(rows: list[dict[str, Any]]) -> list[str]:
              "as much as another seed does: compare methods measured alike, or within the seeds' spread):", ""]
     lines += [f"- {label}: {n} cells" for label, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     return [*lines, ""]
+
+
+def older_protocol(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """The xmodal cells among ``rows`` that an older validation protocol made than today's
+    (:data:`xmodal.estimator.protocol.PROTOCOL_VERSION`), counted by version ("before versions were recorded"
+    for cells that predate the field). A cell's key holds its settings, not the protocol, so ``bench`` reuses
+    such a cell; moving its file away reruns it under today's protocol. Peers run no protocol, failed cells
+    scored nothing and a validation choice's row (``chosen``) repeats a cell: none is counted."""
+    from xmodal.estimator.protocol import PROTOCOL_VERSION
+
+    counts: dict[str, int] = {}
+    for r in rows:
+        if "chosen" in r or r.get("peer") or r.get("method") == "peer" or r.get("value") is None:
+            continue
+        version = r.get("protocol")
+        if version is None or int(version) < PROTOCOL_VERSION:
+            label = "before versions were recorded" if version is None else f"version {version}"
+            counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def protocol_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A sentence on :func:`older_protocol`'s cells for a report, and a blank line; empty when all are current."""
+    from xmodal.estimator.protocol import PROTOCOL_VERSION
+
+    if not (counts := older_protocol(rows)):
+        return []
+    return [f"Cells made by an older validation protocol than today's (version {PROTOCOL_VERSION}, "
+            "`xmodal.estimator.protocol`; bench reuses them until their files are moved away): "
+            + ", ".join(f"{n} {label}" for label, n in counts.items()) + ".", ""]
 
 
 def _metric_table(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> list[str]:

@@ -243,3 +243,20 @@ def test_named_spaces_resolve_and_the_local_space_stays_near_the_automatic_setti
     assert {d["optimizer"] for d in drawn} == {"adamw", "adam"}
     assert {d["max_tokens"] for d in drawn} == {8, 16, 32} and {d["epochs"] for d in drawn} == {20, 40, 80}
     assert len({round(d["lr"], 12) for d in drawn}) == 5  # the five factors of the automatic lr
+
+
+def test_the_floor_space_never_trains_a_trial_for_fewer_epochs_than_the_automatic_count():
+    import optuna
+
+    from xmodal.tuning import FLOOR_SPACE, LOCAL_SPACE, resolve_space
+
+    assert resolve_space("local-floor") is FLOOR_SPACE
+    assert {k: v for k, v in FLOOR_SPACE.to_spec().items() if k != "epochs"} == \
+        {k: v for k, v in LOCAL_SPACE.to_spec().items() if k != "epochs"}
+    auto = RunConfig(lr=2e-4, max_tokens=16, epochs=5)
+    assert FLOOR_SPACE.defaults(auto)["epochs_scale"] == 1.0  # trial 0 is still the automatic settings
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = []
+    study.optimize(lambda t: drawn.append(FLOOR_SPACE.sample(t, auto)) or 0.0, n_trials=30)
+    assert {d["epochs"] for d in drawn} == {5, 10}

@@ -51,7 +51,8 @@ def _add_tune_args(p: argparse.ArgumentParser, in_fit: bool) -> None:
     g.add_argument("--space", metavar="NAME|FILE", default=DEFAULT_SPACE_NAME,
                    help="search space: 'local' (default: within 10x of the automatic lr, Adam/AdamW, tokens and "
                    "epochs halved or doubled), 'orca' (ORCA's wide space plus max_tokens, epochs and warmup_ratio; "
-                   "for long budgets) or a .yaml/.json space file (see xmodal.tuning.space)")
+                   "for long budgets), 'local-floor' ('local' without halved epochs) or a .yaml/.json space file (see "
+                   "xmodal.tuning.space)")
     g.add_argument("--storage", help="study storage: a journal file (default: <tuning folder>/study.journal) or "
                    "postgresql://user@host/db to share one study between workers on several machines")
     g.add_argument("--study", default=None, help="study name in --storage (default: xmodal)")
@@ -156,8 +157,8 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per task of tuned: "
                    f"methods (default: {DEFAULT_BUDGET})")
     p.add_argument("--tune-space", default=DEFAULT_SPACE_NAME, help="named search space of those studies: "
-                   f"{DEFAULT_SPACE_NAME} (default) or orca (see xmodal.tuning.space); studies go to OUT/tune/ for "
-                   "orca and OUT/tune-<space>/ for another space")
+                   f"{DEFAULT_SPACE_NAME} (default), orca or local-floor (see xmodal.tuning.space); studies go "
+                   "to OUT/tune/ for orca and OUT/tune-<space>/ for another space")
     p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--quick", action="store_true",
                    help="the quick subset: fewer tasks, auto (orca, finetune) and peer, 1 seed")

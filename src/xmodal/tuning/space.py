@@ -26,7 +26,10 @@ Named spaces (:data:`SPACES`, ``xmodal tune --space NAME``):
   automatic settings (learning rate within 10× of the automatic one, Adam/AdamW, token budget and
   epochs halved or doubled), for short budgets where a study finishes only a handful of trials;
 * ``orca`` (:data:`ORCA_SPACE`): ORCA's wide space, learning rate over four decades and three
-  optimisers, for studies long enough to explore it.
+  optimisers, for studies long enough to explore it;
+* ``local-floor`` (:data:`FLOOR_SPACE`): ``local`` without the halved epochs, so that no trial trains
+  for less than the automatic count (``python benchmarks/space_choice.py --spaces local,local-floor``
+  compares it with ``local`` on the development half's validation scores).
 
 Why ``local`` is the default: at the default budget (:data:`DEFAULT_BUDGET`, 2 CPU cores) few trials
 of the wide space come near the automatic settings (``python benchmarks/tuned_suite.py`` counts, per
@@ -50,7 +53,7 @@ from xmodal.errors import XmodalError
 from xmodal.registry import Registry
 
 __all__ = ["DEFAULT_BUDGET", "Distribution", "LogUniform", "Uniform", "IntRange", "Choice", "Scale", "SearchSpace",
-           "DEFAULT_SPACE", "DEFAULT_SPACE_NAME", "ORCA_SPACE", "LOCAL_SPACE",
+           "DEFAULT_SPACE", "DEFAULT_SPACE_NAME", "ORCA_SPACE", "LOCAL_SPACE", "FLOOR_SPACE",
            "SPACES", "UNTUNABLE", "resolve_space"]
 
 #: settings a space may not vary: they define the task and the protocol, not the model
@@ -289,10 +292,15 @@ LOCAL_SPACE = SearchSpace({
     "warmup_ratio": Choice((0.0, 0.1, 0.2)),
 })
 
+#: the local space with the automatic epochs as a floor: a trial runs the automatic count or twice it, never
+#: half, so that ASHA (epochs are its resource) compares trials that all train at least as long as the defaults
+FLOOR_SPACE = SearchSpace({**LOCAL_SPACE.entries, "epochs": Scale((1.0, 2.0))})
+
 #: named search spaces: ``xmodal tune --space NAME`` (a file path is read with :meth:`SearchSpace.from_file`)
 SPACES: Registry[SearchSpace] = Registry("search space", sort=False)
 SPACES.add("local", LOCAL_SPACE)
 SPACES.add("orca", ORCA_SPACE)
+SPACES.add("local-floor", FLOOR_SPACE)
 
 #: the space of a study when none is given (see the module docstring for why)
 DEFAULT_SPACE_NAME = "local"

@@ -49,12 +49,17 @@ def study_row(folder: Path, bench_dir: Path, task_name: str) -> dict[str, Any]:
     with (folder / "trials.csv").open(newline="") as f:
         trials = list(csv.DictReader(f))
     d0 = next((r for r in trials if r.get("origin") == "defaults" and r["state"] == "complete"), None)
+    higher, best = bool(t["higher_is_better"]), float(t["best_value"])
+    # a trial the time budget stopped while its last validation score beat the best finished trial's
+    ahead = [r for r in trials if r["state"].startswith("stopped") and r["value"]
+             and (float(r["value"]) > best if higher else float(r["value"]) < best)]
     cells = [json.loads(p.read_text())["row"]
              for p in sorted((bench_dir / "cells" / task_name).glob("tuned:finetune-seed*.json"))]
     vals = [float(r["validation"]) for r in cells if r.get("validation") is not None and r["seed"] != TUNE_SEED]
-    return {"seconds": float(t["seconds"]), "counts": t["counts"], "higher": bool(t["higher_is_better"]),
+    return {"seconds": float(t["seconds"]), "counts": t["counts"], "higher": higher,
             "metric": t["metric"], "defaults": None if d0 is None else float(d0["value"]),
-            "best": float(t["best_value"]), "best_trial": int(t["best_trial"]),
+            "best": best, "best_trial": int(t["best_trial"]),
+            "ahead": [f"{float(r['value']):.4f} at {r['epochs run']} ({r['trial']})" for r in ahead],
             "cells_val": statistics.fmean(vals) if vals else None, "n_cells": len(vals)}
 
 
@@ -64,7 +69,8 @@ def report(tasks: list[str], spaces: list[str], dirs: list[Path]) -> str:
            f"{','.join(str(d) for d in dirs)}` — one study per (task, space) as `xmodal bench` runs it; "
            "validation scores only.", "",
            "| task | space | study s | finished / pruned | defaults' validation | best validation (trial) | "
-           "tuned finetune cells' validation, seeds ≠ 0 (n) |", "|---|---|---|---|---|---|---|"]
+           "stopped by the budget while ahead: last score at epochs run (trial) | "
+           "tuned finetune cells' validation, seeds ≠ 0 (n) |", "|---|---|---|---|---|---|---|---|"]
     wins: dict[str, int] = dict.fromkeys(spaces, 0)
     for t in tasks:
         rows = {}
@@ -77,7 +83,8 @@ def report(tasks: list[str], spaces: list[str], dirs: list[Path]) -> str:
             d0 = "—" if r["defaults"] is None else f"{r['defaults']:.4f}"
             cv = "—" if r["cells_val"] is None else f"{r['cells_val']:.4f} ({r['n_cells']})"
             out.append(f"| {t} | {space} | {r['seconds']:.0f} | {c.get('complete', 0)} / {c.get('pruned', 0)} | "
-                       f"{d0} | {r['metric']} {r['best']:.4f} ({r['best_trial']}) | {cv} |")
+                       f"{d0} | {r['metric']} {r['best']:.4f} ({r['best_trial']}) | {', '.join(r['ahead']) or '—'} | "
+                       f"{cv} |")
         if len(rows) == len(spaces) > 1:
             higher = next(iter(rows.values()))["higher"]
             top = (max if higher else min)(rows, key=lambda s: rows[s]["best"])
@@ -86,6 +93,8 @@ def report(tasks: list[str], spaces: list[str], dirs: list[Path]) -> str:
     if len(spaces) > 1:
         out += ["", "Best study validation strictly better: " + ", ".join(f"{s} {n}" for s, n in wins.items())
                 + f" of {len(tasks)} tasks (ties count for neither)."]
+    out += ["", "A trial the time budget stops is not a candidate for the best, even when its last validation "
+            "score (after fewer epochs than it planned) beat the best finished trial's; such trials are listed."]
     out += ["", "A study's best is the maximum over its trials on the validation rows it chose on, so it favours "
             "the space with more finished trials. The last column is less biased: `tuned:finetune` cells of the "
             "other seeds fit the chosen settings on their own seed's training rows and score their own "

@@ -28,8 +28,9 @@ Named spaces (:data:`SPACES`, ``xmodal tune --space NAME``):
 * ``orca`` (:data:`ORCA_SPACE`): ORCA's wide space, learning rate over four decades and three
   optimisers, for studies long enough to explore it;
 * ``local-floor`` (:data:`FLOOR_SPACE`): ``local`` without the halved epochs, so that no trial trains
-  for less than the automatic count (``python benchmarks/space_choice.py --spaces local,local-floor``
-  compares it with ``local`` on the development half's validation scores).
+  for less than the automatic count. On the development half's validation scores it was even with
+  ``local`` (``python benchmarks/space_choice.py --spaces local,local-floor --bench-dirs …``,
+  ``results/SPACE_CHOICE_FLOOR.md``), so ``local`` stays the default.
 
 Why ``local`` is the default: at the default budget (:data:`DEFAULT_BUDGET`, 2 CPU cores) few trials
 of the wide space come near the automatic settings (``python benchmarks/tuned_suite.py`` counts, per

@@ -141,7 +141,7 @@ def _add_compare(sub: Any) -> None:
 
 
 def _add_bench(sub: Any) -> None:
-    from xmodal.tuning import DEFAULT_BUDGET, DEFAULT_SPACE_NAME
+    from xmodal.tuning import DEFAULT_BUDGET, DEFAULT_SPACE_NAME, SPACES
 
     p = sub.add_parser("bench", help="run the benchmark suite (tasks × methods × seeds), resumable",
                        description="Run the suite's tasks with xmodal strategies and each task's expert peer; "
@@ -157,8 +157,8 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--tune-budget", default=DEFAULT_BUDGET, help="tuning budget per task of tuned: "
                    f"methods (default: {DEFAULT_BUDGET})")
     p.add_argument("--tune-space", default=DEFAULT_SPACE_NAME, help="named search space of those studies: "
-                   f"{DEFAULT_SPACE_NAME} (default), orca or local-floor (see xmodal.tuning.space); studies go "
-                   "to OUT/tune/ for orca and OUT/tune-<space>/ for another space")
+                   f"{', '.join(SPACES.choices())} (default: {DEFAULT_SPACE_NAME}; see xmodal.tuning.space); "
+                   "studies go to OUT/tune/ for orca and OUT/tune-<space>/ for another space")
     p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--quick", action="store_true",
                    help="the quick subset: fewer tasks, auto (orca, finetune) and peer, 1 seed")
